@@ -1,0 +1,43 @@
+# The README's commands. Setup is idempotent: it reinstalls only when pyproject.toml or
+# constraints.txt changed (the stamp file records the last successful install).
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+CONFIG ?= configs/demo.toml
+WORK   ?= runs/demo
+
+.PHONY: setup demo test lint bench ui clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml constraints.txt
+	@infra/check_prereqs.sh
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -c constraints.txt torch==2.13.0
+	$(BIN)/pip install --quiet -c constraints.txt -e '.[dev]'
+	@touch $(STAMP)
+
+demo: setup
+	$(BIN)/lmforge run --config $(CONFIG)
+
+test: setup
+	$(BIN)/pytest -q
+
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+bench: setup
+	@for b in bench/*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
+
+ui: setup
+	@echo "MLflow UI on http://127.0.0.1:5000, Prefect UI on http://127.0.0.1:4200 (Ctrl-C stops both)"
+	@trap 'kill 0' INT TERM; \
+	$(BIN)/mlflow ui --backend-store-uri sqlite:///$(abspath $(WORK))/mlflow.db --host 127.0.0.1 --port 5000 & \
+	PREFECT_HOME=$(abspath $(WORK))/prefect $(BIN)/prefect server start --host 127.0.0.1 --port 4200 & \
+	wait
+
+clean:
+	rm -rf runs

@@ -1,0 +1,39 @@
+"""One SparkSession per process, built from `SparkConfig` (local[*] here, a master URL on a cluster)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+
+from pyspark.sql import SparkSession
+
+from tasks.config import SparkConfig
+
+
+def check_java() -> None:
+    """Fail early with an install hint when no Java runtime is on PATH (Spark needs Java 17)."""
+    if not (os.environ.get("JAVA_HOME") or shutil.which("java")):
+        raise RuntimeError(
+            "Java is not installed: Spark needs a Java 17 runtime. "
+            "Install it (Debian: apt-get install openjdk-17-jre-headless) or set JAVA_HOME."
+        )
+
+
+def spark_session(config: SparkConfig) -> SparkSession:
+    """The process's SparkSession; an existing one (e.g. a test fixture's) is reused."""
+    active = SparkSession.getActiveSession()
+    if active is not None:
+        return active
+    check_java()
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
+    return (
+        SparkSession.builder.master(config.master)
+        .appName("lmforge")
+        .config("spark.driver.memory", config.driver_memory)
+        .config("spark.sql.shuffle.partitions", str(config.shuffle_partitions))
+        .config("spark.ui.showConsoleProgress", "false")
+        .config("spark.sql.session.timeZone", "UTC")
+        .getOrCreate()
+    )

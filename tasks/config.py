@@ -1,0 +1,197 @@
+"""The typed configuration tree: one dataclass per step, presets in TOML, `--set` overrides.
+
+Precedence is CLI > TOML > defaults. An unknown key or a value of the wrong type fails with a
+`ConfigError` naming the key and where it came from (the TOML file or the command line).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from model.config import ModelConfig, TrainConfig
+
+
+class ConfigError(ValueError):
+    """A configuration value that cannot be used; the message names the key and its source."""
+
+
+@dataclass
+class RunConfig:
+    """Where outputs go. Every step writes `<work_dir>/<step>/<fingerprint>/`."""
+
+    work_dir: str = "runs/demo"
+
+
+@dataclass
+class SparkConfig:
+    """The Spark cluster the data steps run on: `local[*]` here, `spark://host:7077` on a cluster."""
+
+    master: str = "local[*]"
+    driver_memory: str = "2g"
+    shuffle_partitions: int = 4
+
+
+@dataclass
+class TrackingConfig:
+    """MLflow: an empty `tracking_uri` means `sqlite:///<work_dir>/mlflow.db` (embedded)."""
+
+    tracking_uri: str = ""
+    experiment: str = "lmforge"
+    model_name: str = "lmforge-gpt"
+
+
+@dataclass
+class CrawlConfig:
+    """What to collect. No `seeds`: serve the embedded pydoc site on 127.0.0.1 and crawl it."""
+
+    seeds: list[str] = field(default_factory=list)
+    site_modules: int = 300
+    max_pages: int = 400
+    max_depth: int = 3
+    allowed_hosts: list[str] = field(default_factory=lambda: ["127.0.0.1"])
+    timeout_s: float = 10.0
+    max_bytes: int = 5_000_000
+    user_agent: str = "lmforge-crawler/0.1"
+    books_dir: str = ""
+    partitions: int = 4
+
+
+@dataclass
+class ExtractConfig:
+    """Main-text extraction with trafilatura."""
+
+    favor_precision: bool = False
+    include_tables: bool = True
+    min_chars: int = 50
+
+
+@dataclass
+class CurateConfig:
+    """Cleaning: length floor and exact deduplication on normalised text."""
+
+    min_chars: int = 100
+
+
+@dataclass
+class TokenizeConfig:
+    """Byte-level BPE training and sharded binary token files."""
+
+    vocab_size: int = 4096
+    min_frequency: int = 2
+    train_docs: int = 20000
+    val_fraction: float = 0.05
+    shard_tokens: int = 10_000_000
+    partitions: int = 4
+
+
+@dataclass
+class EvalConfig:
+    """Held-out loss and perplexity, plus sample generations from fixed prompts and seed."""
+
+    max_batches: int = 50
+    prompts: list[str] = field(
+        default_factory=lambda: ["The module", "This function returns", "class "]
+    )
+    max_new_tokens: int = 60
+    temperature: float = 0.8
+    top_k: int = 40
+    seed: int = 1234
+
+
+@dataclass
+class LmforgeConfig:
+    """The whole pipeline's configuration, one section per step."""
+
+    run: RunConfig = field(default_factory=RunConfig)
+    spark: SparkConfig = field(default_factory=SparkConfig)
+    tracking: TrackingConfig = field(default_factory=TrackingConfig)
+    crawl: CrawlConfig = field(default_factory=CrawlConfig)
+    extract: ExtractConfig = field(default_factory=ExtractConfig)
+    curate: CurateConfig = field(default_factory=CurateConfig)
+    tokenize: TokenizeConfig = field(default_factory=TokenizeConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    evaluate: EvalConfig = field(default_factory=EvalConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def mlflow_uri(self) -> str:
+        """The tracking URI in force: the configured one, else SQLite in the work directory."""
+        if self.tracking.tracking_uri:
+            return self.tracking.tracking_uri
+        return f"sqlite:///{Path(self.run.work_dir).resolve() / 'mlflow.db'}"
+
+
+def _check_value(key: str, value: Any, hint: Any, source: str) -> Any:
+    """Return `value` as type `hint`, or raise ConfigError naming `key` and `source`."""
+    origin = typing.get_origin(hint)
+    if origin is list:
+        (item,) = typing.get_args(hint)
+        if not isinstance(value, list):
+            raise ConfigError(f"{source}: '{key}' must be a list of {item.__name__}, got {value!r}")
+        return [_check_value(f"{key}[{i}]", v, item, source) for i, v in enumerate(value)]
+    if hint is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if (hint is int and isinstance(value, bool)) or not isinstance(value, hint):
+        raise ConfigError(
+            f"{source}: '{key}' must be {hint.__name__}, got {type(value).__name__} {value!r}"
+        )
+    return value
+
+
+def _apply(section_obj: Any, section: str, values: dict[str, Any], source: str) -> None:
+    hints = typing.get_type_hints(type(section_obj))
+    for key, value in values.items():
+        if key not in hints:
+            known = ", ".join(sorted(hints))
+            raise ConfigError(f"{source}: unknown key '{section}.{key}' (known: {known})")
+        setattr(section_obj, key, _check_value(f"{section}.{key}", value, hints[key], source))
+
+
+def _parse_override(text: str) -> tuple[str, str, Any]:
+    """Split `section.key=value`; the value is read as a TOML literal, else as a bare string."""
+    if "=" not in text or "." not in text.split("=", 1)[0]:
+        raise ConfigError(f"--set {text!r}: expected section.key=value, e.g. train.lr=3e-4")
+    dotted, raw = text.split("=", 1)
+    section, key = dotted.strip().split(".", 1)
+    try:
+        value = tomllib.loads(f"v = {raw}")["v"]
+    except tomllib.TOMLDecodeError:
+        value = raw
+    return section, key, value
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> LmforgeConfig:
+    """Defaults, then the TOML preset at `path`, then `overrides` (`section.key=value`)."""
+    config = LmforgeConfig()
+    sections = typing.get_type_hints(LmforgeConfig)
+    layers: list[tuple[str, dict[str, dict[str, Any]]]] = []
+    if path is not None:
+        path = Path(path)
+        if not path.is_file():
+            raise ConfigError(f"config file {path} does not exist (presets live in configs/)")
+        try:
+            layers.append((str(path), tomllib.loads(path.read_text())))
+        except tomllib.TOMLDecodeError as err:
+            raise ConfigError(f"{path}: not valid TOML: {err}") from err
+    cli: dict[str, dict[str, Any]] = {}
+    for text in overrides or []:
+        section, key, value = _parse_override(text)
+        cli.setdefault(section, {})[key] = value
+    layers.append(("--set", cli))
+    for source, tree in layers:
+        for section, values in tree.items():
+            if section not in sections:
+                raise ConfigError(
+                    f"{source}: unknown section '{section}' (known: {', '.join(sections)})"
+                )
+            if not isinstance(values, dict):
+                raise ConfigError(f"{source}: '{section}' must be a table of keys")
+            _apply(getattr(config, section), section, values, source)
+    return config
