@@ -1,0 +1,62 @@
+"""Record layouts written by the crawl step: fetched pages and document records.
+
+`DOCUMENT_SCHEMA` is the pipeline's one document record (DESIGN.md, "Contracts between steps");
+books are written in it by the crawl step, and extract and curate read and write it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+from pyspark.sql.types import (
+    ArrayType,
+    DoubleType,
+    IntegerType,
+    LongType,
+    MapType,
+    StringType,
+    StructField,
+    StructType,
+)
+
+# One fetched URL. `status` is null on a network error; `error` is null on success
+# (else 'timeout', 'connection refused: ...', 'http 404', ...); `html` is the decoded body.
+PAGE_SCHEMA = StructType(
+    [
+        StructField("url", StringType(), False),
+        StructField("host", StringType(), False),
+        StructField("depth", IntegerType(), False),
+        StructField("status", IntegerType(), True),
+        StructField("error", StringType(), True),
+        StructField("content_type", StringType(), True),
+        StructField("html", StringType(), True),
+        StructField("bytes", LongType(), False),
+        StructField("fetch_ms", DoubleType(), False),
+        StructField("fetched_at", StringType(), False),
+    ]
+)
+
+# A page as it leaves the executor: the page record plus the links found in it. Only the
+# links go back to the driver; the page columns go to Parquet.
+FETCHED_SCHEMA = StructType(
+    PAGE_SCHEMA.fields + [StructField("links", ArrayType(StringType(), False), False)]
+)
+
+DOCUMENT_SCHEMA = StructType(
+    [
+        StructField("id", StringType(), False),
+        StructField("url", StringType(), True),
+        StructField("source", StringType(), False),
+        StructField("title", StringType(), True),
+        StructField("text", StringType(), True),
+        StructField("lang", StringType(), True),
+        StructField("lang_score", DoubleType(), True),
+        StructField("fetched_at", StringType(), True),
+        StructField("meta", MapType(StringType(), StringType(), True), True),
+    ]
+)
+
+
+def document_id(key: str) -> str:
+    """Stable document id: sha256 hex of the URL (web) or of `source:path` (books)."""
+    return hashlib.sha256(key.encode("utf-8")).hexdigest()

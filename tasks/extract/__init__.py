@@ -1,0 +1,1 @@
+"""The extract step: main text and language of crawled pages, books passed through, as documents."""
