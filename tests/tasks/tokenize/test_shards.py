@@ -1,0 +1,121 @@
+"""Token shards written by Spark: exact decode back to the input, determinism, the split rule."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from model.data import TokenDataset
+from model.token_format import HEADER_BYTES, read_documents, read_header
+from tasks.config import TokenizeConfig
+from tasks.tokenize.bpe import load_tokenizer, train_tokenizer
+from tasks.tokenize.shards import split_of, write_shards
+
+DocsWriter = Callable[[Path, list[str]], str]
+
+TEXTS = [
+    f"Doc {i}: {body}"
+    for i, body in enumerate(
+        [
+            "The quick brown fox jumps over the lazy dog.\r\nSecond line.",
+            "naïve café — Straße 日本語 🎉🚀",
+            "quoted <|endoftext|> must stay text, and so must <|user|>",
+            "   spaces   and\ttabs\n\n\n",
+            "short",
+        ]
+        * 8
+    )
+]
+CONFIG = TokenizeConfig(
+    vocab_size=300, min_frequency=2, train_docs=100, val_fraction=0.25, shard_tokens=120
+)
+
+
+@pytest.fixture(scope="module")
+def corpus(spark, tmp_path_factory: pytest.TempPathFactory, write_docs: DocsWriter) -> dict:
+    """Documents, a tokenizer and two independent shard runs over them."""
+    root = tmp_path_factory.mktemp("shards")
+    docs = write_docs(root / "docs", TEXTS)
+    tokenizer = root / "tokenizer.json"
+    train_tokenizer(spark, docs, CONFIG, tokenizer)
+    runs = [root / "run1", root / "run2"]
+    stats = [write_shards(spark, docs, tokenizer, CONFIG, run) for run in runs]
+    pairs = [(row.id, row.text) for row in spark.read.parquet(docs).collect()]
+    return {"docs": docs, "tokenizer": tokenizer, "runs": runs, "stats": stats, "pairs": pairs}
+
+
+def manifest(run: Path) -> dict:
+    return json.loads((run / "manifest.json").read_text())
+
+
+def test_shards_decode_back_to_the_input_texts(corpus: dict) -> None:
+    tokenizer = load_tokenizer(corpus["tokenizer"])
+    run = corpus["runs"][0]
+    id_of = {text: doc_id for doc_id, text in corpus["pairs"]}
+    decoded: dict[str, list[str]] = {"train": [], "val": []}
+    for entry in manifest(run)["shards"]:
+        texts = [tokenizer.decode(d) for d in read_documents(run / entry["file"])]
+        assert len(texts) == entry["docs"]
+        ids = [id_of[text] for text in texts]
+        assert ids == sorted(ids)  # documents are ordered by id within a shard
+        decoded[entry["split"]] += texts
+    threshold = manifest(run)["split_rule"]["val_threshold"]
+    expected: dict[str, list[str]] = {"train": [], "val": []}
+    for doc_id, text in corpus["pairs"]:
+        expected[split_of(doc_id, threshold)].append(text)
+    assert expected["val"] and expected["train"]
+    assert sorted(decoded["train"]) == sorted(expected["train"])
+    assert sorted(decoded["val"]) == sorted(expected["val"])
+
+
+def test_every_document_ends_with_one_end_of_text(corpus: dict) -> None:
+    data = TokenDataset(corpus["runs"][0], "train")
+    documents = list(data.documents())
+    assert len(documents) == manifest(corpus["runs"][0])["totals"]["train"]["docs"]
+    assert all(data.eot_id not in doc for doc in documents)  # quoted <|endoftext|> stays text
+    eot_count = sum(int((tokens == data.eot_id).sum()) for tokens in data.tokens)
+    assert eot_count == len(documents)
+
+
+def test_manifest_describes_the_shards(corpus: dict) -> None:
+    run, stats = corpus["runs"][0], corpus["stats"][0]
+    info = manifest(run)
+    assert info["dtype"] == "uint16" and info["token_bytes"] == 2
+    assert info["split_rule"]["val_threshold"] == 2500
+    assert "% 10000 < 2500" in info["split_rule"]["rule"]
+    assert stats["docs"] == len(TEXTS) and stats["shards"] == len(info["shards"])
+    for split in ("train", "val"):
+        entries = [e for e in info["shards"] if e["split"] == split]
+        assert info["totals"][split]["tokens"] == sum(e["tokens"] for e in entries)
+        assert stats["splits"][split] == info["totals"][split]
+    for entry in info["shards"]:
+        header = read_header(run / entry["file"])
+        assert (header.num_tokens, header.num_docs) == (entry["tokens"], entry["docs"])
+        assert (run / entry["file"]).stat().st_size == HEADER_BYTES + 2 * entry["tokens"]
+        assert entry["file"].startswith(f"{entry['split']}-p0000")
+    assert len(info["shards"]) > 2  # shard_tokens=120 forces several shards per partition
+    assert not list(run.glob(".*"))  # no temporary files left behind
+
+
+def test_two_runs_write_identical_shards(corpus: dict) -> None:
+    first, second = (manifest(run) for run in corpus["runs"])
+    assert first == second
+    for entry in first["shards"]:
+        a, b = ((run / entry["file"]).read_bytes() for run in corpus["runs"])
+        assert a == b
+
+
+def test_loader_reads_the_written_shards(corpus: dict) -> None:
+    data = TokenDataset(corpus["runs"][0], "val")
+    assert data.num_tokens == manifest(corpus["runs"][0])["totals"]["val"]["tokens"]
+    x, y = next(data.sequential_batches(batch_size=2, block_size=8))
+    assert x.shape[1] == 8 and (x[:, 1:] == y[:, :-1]).all()
+
+
+def test_bad_val_fraction_is_refused(spark, corpus: dict, tmp_path: Path) -> None:
+    bad = TokenizeConfig(val_fraction=1.0)
+    with pytest.raises(ValueError, match="val_fraction"):
+        write_shards(spark, corpus["docs"], corpus["tokenizer"], bad, tmp_path)
