@@ -1,26 +1,12 @@
-"""Typed configuration of the model and of its training: plain dataclasses, defaults in code.
+"""Typed configuration of training: a plain dataclass, defaults in code.
 
-The resolved values are saved with every checkpoint so a model can be rebuilt from its folder.
+The model's own shape, `ModelConfig`, lives beside the model in model/gpt.py (like nanoGPT's
+GPTConfig), so that file needs nothing but torch.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-
-
-@dataclass
-class ModelConfig:
-    """Shape of the GPT. `vocab_size` 0 means: take it from the trained tokenizer."""
-
-    n_layer: int = 4
-    n_head: int = 4
-    n_kv_head: int = 0  # key/value heads for grouped-query attention; 0 means n_head (plain MHA)
-    n_embd: int = 128
-    block_size: int = 128
-    vocab_size: int = 0
-    dropout: float = 0.0
-    bias: bool = False
-    rope_theta: float = 10000.0  # base of the rotary position embedding's angle frequencies
 
 
 @dataclass

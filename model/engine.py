@@ -1,0 +1,100 @@
+"""DeepSpeed applied to a single-device model: the one place the engine is configured and built.
+
+The model (model/gpt.py) knows nothing about ZeRO, precision or ranks; this module wraps it with a
+torch AdamW and a warmup + cosine learning-rate schedule, so the same config drives a CPU run
+(`DS_ACCELERATOR=cpu`, gloo) and a GPU cluster (NCCL).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+
+from model.config import TrainConfig
+
+PRECISIONS = ("bf16", "fp32")
+
+
+def init_distributed() -> None:
+    """Join the process group the `deepspeed` launcher set up: gloo on CPU, NCCL on GPUs."""
+    import deepspeed
+    import deepspeed.ops
+    from deepspeed.accelerator import get_accelerator
+
+    accelerator = get_accelerator()
+    if accelerator.device_name() == "cpu":
+        # On CPU DeepSpeed JIT-compiles a shared-memory all-reduce op with g++ (~40 s on a
+        # machine's first start) that only tensor-parallel inference calls; training's
+        # collectives go through gloo. Marking the op incompatible skips the build.
+        deepspeed.ops.__compatible_ops__["deepspeed_shm_comm"] = False
+    deepspeed.init_distributed(dist_backend=accelerator.communication_backend_name())
+
+
+def deepspeed_config(train: TrainConfig, world_size: int) -> dict[str, Any]:
+    """The DeepSpeed JSON config for `train` on `world_size` data-parallel ranks."""
+    if train.precision not in PRECISIONS:
+        raise ValueError(f"train.precision must be one of {PRECISIONS}, got {train.precision!r}")
+    if train.zero_stage not in (0, 1, 2, 3):
+        raise ValueError(f"train.zero_stage must be 0, 1, 2 or 3, got {train.zero_stage}")
+    return {
+        "train_micro_batch_size_per_gpu": train.micro_batch,
+        "gradient_accumulation_steps": train.grad_accum,
+        "train_batch_size": train.micro_batch * train.grad_accum * world_size,
+        "zero_optimization": {"stage": train.zero_stage},
+        "bf16": {"enabled": train.precision == "bf16"},
+        "gradient_clipping": train.grad_clip,
+        # We log through model/tracking.py; DeepSpeed's own step prints would only add noise.
+        "steps_per_print": 1_000_000_000,
+        "wall_clock_breakdown": False,
+    }
+
+
+def lr_at(step: int, train: TrainConfig) -> float:
+    """Learning rate after `step` optimizer steps: linear warmup, then cosine down to min_lr."""
+    if step < train.warmup_steps:
+        return train.lr * (step + 1) / train.warmup_steps
+    decay_steps = max(1, train.steps - train.warmup_steps)
+    progress = min(1.0, (step - train.warmup_steps) / decay_steps)
+    return train.min_lr + 0.5 * (1.0 + math.cos(math.pi * progress)) * (train.lr - train.min_lr)
+
+
+def adamw(model: torch.nn.Module, train: TrainConfig) -> torch.optim.AdamW:
+    """AdamW that decays matrices and embeddings (>= 2-D) but not norms' gains or biases."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    groups = [
+        {"params": [p for p in params if p.dim() >= 2], "weight_decay": train.weight_decay},
+        {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0},
+    ]
+    # A plain torch optimizer: DeepSpeed supports it under ZeRO and it needs no compiled op.
+    return torch.optim.AdamW(groups, lr=train.lr, betas=(0.9, 0.95), eps=1e-8)
+
+
+def build_engine(model: torch.nn.Module, train: TrainConfig, world_size: int) -> Any:
+    """Wrap `model` in a DeepSpeed engine (optimizer, LR schedule, ZeRO stage, precision)."""
+    import deepspeed  # imported here so the model and its tests do not pay for it
+
+    optimizer = adamw(model, train)
+    # LambdaLR multiplies each group's initial lr; DeepSpeed steps it once per optimizer step.
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_at(s, train) / train.lr)
+    engine, _, _, _ = deepspeed.initialize(
+        model=model,
+        optimizer=optimizer,
+        lr_scheduler=schedule,
+        config=deepspeed_config(train, world_size),
+    )
+    return engine
+
+
+def full_fp32_state_dict(engine: Any) -> dict[str, torch.Tensor]:
+    """Every parameter at full float32 precision, gathered from ZeRO partitions (all ranks call)."""
+    from deepspeed.utils import safe_get_full_fp32_param
+
+    state = {}
+    for name, param in engine.module.named_parameters():
+        # The optimizer's fp32 master copy where ZeRO or bf16 keeps one (a collective), else
+        # the parameter itself (fp32 without ZeRO).
+        full = safe_get_full_fp32_param(param)
+        state[name] = (param.detach() if full is None else full).float().cpu()
+    return state

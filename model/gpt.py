@@ -1,0 +1,216 @@
+"""A decoder-only transformer in one file, with its config; imports only torch.
+
+Llama-style blocks: RMSNorm pre-norm, rotary position embedding (RoPE), grouped-query causal
+attention through `F.scaled_dot_product_attention`, a SwiGLU MLP, and an output head tied to the
+token embedding. Shapes in comments: B batch, T time, C n_embd, H heads, K kv heads, D head dim.
+The model knows nothing about DeepSpeed: parallelism is applied from outside (model/engine.py).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+
+@dataclass
+class ModelConfig:
+    """Shape of the GPT. `vocab_size` 0 means: take it from the trained tokenizer."""
+
+    n_layer: int = 4
+    n_head: int = 4
+    n_kv_head: int = 0  # key/value heads for grouped-query attention; 0 means n_head (plain MHA)
+    n_embd: int = 128
+    block_size: int = 128
+    vocab_size: int = 0
+    dropout: float = 0.0
+    bias: bool = False
+    rope_theta: float = 10000.0  # base of the rotary position embedding's angle frequencies
+
+
+class RMSNorm(nn.Module):
+    """Scale by the root-mean-square (no mean subtraction, no bias): cheaper than LayerNorm."""
+
+    def __init__(self, dim: int, eps: float = 1e-6) -> None:
+        super().__init__()
+        self.eps = eps
+        self.weight = nn.Parameter(torch.ones(dim))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # Normalise in float32 so bf16 activations do not lose the small squares.
+        norm = x.float() * torch.rsqrt(x.float().pow(2).mean(-1, keepdim=True) + self.eps)
+        return norm.type_as(x) * self.weight
+
+
+def rope_tables(
+    head_dim: int, length: int, theta: float, device: torch.device | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """float32 cos and sin of the rotation angles, each (length, head_dim / 2)."""
+    steps = torch.arange(0, head_dim, 2, dtype=torch.float32, device=device) / head_dim
+    positions = torch.arange(length, dtype=torch.float32, device=device)
+    angles = torch.outer(positions, 1.0 / theta**steps)  # (T, D/2)
+    return angles.cos(), angles.sin()
+
+
+def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    """Rotate each (even, odd) pair of x (B, H, T, D) by its position's angle."""
+    x1, x2 = x.float()[..., 0::2], x.float()[..., 1::2]  # (B, H, T, D/2) each
+    rotated = torch.stack((x1 * cos - x2 * sin, x1 * sin + x2 * cos), dim=-1)  # (B, H, T, D/2, 2)
+    return rotated.flatten(-2).type_as(x)
+
+
+class CausalSelfAttention(nn.Module):
+    """Multi-head causal attention; with n_kv_head < n_head, query heads share key/value heads."""
+
+    def __init__(self, cfg: ModelConfig) -> None:
+        super().__init__()
+        self.n_head = cfg.n_head
+        self.n_kv_head = cfg.n_kv_head or cfg.n_head
+        self.head_dim = cfg.n_embd // cfg.n_head
+        self.q_proj = nn.Linear(cfg.n_embd, self.n_head * self.head_dim, bias=cfg.bias)
+        self.kv_proj = nn.Linear(cfg.n_embd, 2 * self.n_kv_head * self.head_dim, bias=cfg.bias)
+        self.out_proj = nn.Linear(cfg.n_embd, cfg.n_embd, bias=cfg.bias)
+        self.dropout = cfg.dropout
+
+    def forward(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+        B, T, C = x.shape
+        q = self.q_proj(x).view(B, T, self.n_head, self.head_dim).transpose(1, 2)  # (B, H, T, D)
+        k, v = self.kv_proj(x).view(B, T, 2, self.n_kv_head, self.head_dim).unbind(2)
+        k, v = k.transpose(1, 2), v.transpose(1, 2)  # (B, K, T, D) each
+        q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
+        if self.n_kv_head != self.n_head:
+            # Each kv head serves n_head / n_kv_head query heads.
+            k = k.repeat_interleave(self.n_head // self.n_kv_head, dim=1)  # (B, H, T, D)
+            v = v.repeat_interleave(self.n_head // self.n_kv_head, dim=1)
+        drop = self.dropout if self.training else 0.0
+        y = F.scaled_dot_product_attention(q, k, v, dropout_p=drop, is_causal=True)  # (B,H,T,D)
+        return self.out_proj(y.transpose(1, 2).reshape(B, T, C))
+
+
+class SwiGLU(nn.Module):
+    """Gated MLP: down(silu(gate(x)) * up(x)), hidden ~8/3 C so parameters match a 4C GELU MLP."""
+
+    def __init__(self, cfg: ModelConfig) -> None:
+        super().__init__()
+        hidden = 32 * math.ceil(8 * cfg.n_embd / 3 / 32)  # a multiple of 32 for fast matmuls
+        self.gate_up = nn.Linear(cfg.n_embd, 2 * hidden, bias=cfg.bias)
+        self.down_proj = nn.Linear(hidden, cfg.n_embd, bias=cfg.bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        gate, up = self.gate_up(x).chunk(2, dim=-1)  # (B, T, hidden) each
+        return self.down_proj(F.silu(gate) * up)
+
+
+class Block(nn.Module):
+    """Pre-norm residual block: x + attn(norm(x)), then x + mlp(norm(x))."""
+
+    def __init__(self, cfg: ModelConfig) -> None:
+        super().__init__()
+        self.attn_norm = RMSNorm(cfg.n_embd)
+        self.attn = CausalSelfAttention(cfg)
+        self.mlp_norm = RMSNorm(cfg.n_embd)
+        self.mlp = SwiGLU(cfg)
+        self.drop = nn.Dropout(cfg.dropout)
+
+    def forward(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+        x = x + self.drop(self.attn(self.attn_norm(x), cos, sin))
+        return x + self.drop(self.mlp(self.mlp_norm(x)))
+
+
+def check_config(cfg: ModelConfig) -> None:
+    """Raise ValueError naming the model.* setting that cannot build a GPT."""
+    if cfg.vocab_size <= 0:
+        raise ValueError("model.vocab_size must be > 0 (0 means: set it from the tokenizer)")
+    if cfg.n_embd % cfg.n_head or (cfg.n_embd // cfg.n_head) % 2:
+        raise ValueError(
+            f"model.n_embd={cfg.n_embd} must be n_head={cfg.n_head} times an even head size "
+            "(RoPE rotates pairs of dimensions)"
+        )
+    if cfg.n_head % (cfg.n_kv_head or cfg.n_head):
+        raise ValueError(
+            f"model.n_head={cfg.n_head} must be a multiple of n_kv_head={cfg.n_kv_head}"
+        )
+
+
+class GPT(nn.Module):
+    """Token embedding -> n_layer blocks -> RMSNorm -> tied output head."""
+
+    def __init__(self, cfg: ModelConfig) -> None:
+        super().__init__()
+        check_config(cfg)
+        self.cfg = cfg
+        self.tok_emb = nn.Embedding(cfg.vocab_size, cfg.n_embd)
+        self.drop = nn.Dropout(cfg.dropout)
+        self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.n_layer))
+        self.norm = RMSNorm(cfg.n_embd)
+        self.lm_head = nn.Linear(cfg.n_embd, cfg.vocab_size, bias=False)
+        self.lm_head.weight = self.tok_emb.weight  # tied: one (V, C) matrix read and written
+        self.apply(self._init_weights)
+        # GPT-2's scaled init: each residual branch adds to the stream 2 * n_layer times.
+        for name, p in self.named_parameters():
+            if name.endswith(("out_proj.weight", "down_proj.weight")):
+                nn.init.normal_(p, mean=0.0, std=0.02 / math.sqrt(2 * cfg.n_layer))
+
+    @staticmethod
+    def _init_weights(module: nn.Module) -> None:
+        if isinstance(module, nn.Linear):
+            nn.init.normal_(module.weight, mean=0.0, std=0.02)
+            if module.bias is not None:
+                nn.init.zeros_(module.bias)
+        elif isinstance(module, nn.Embedding):
+            nn.init.normal_(module.weight, mean=0.0, std=0.02)
+
+    def num_params(self) -> int:
+        """Number of parameters, the tied embedding counted once."""
+        return sum(p.numel() for p in self.parameters())
+
+    def forward(
+        self, idx: torch.Tensor, targets: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Logits (B, T, V) for token ids idx (B, T); mean cross-entropy if targets are given."""
+        B, T = idx.shape
+        if T > self.cfg.block_size:
+            raise ValueError(f"sequence of {T} tokens exceeds block_size {self.cfg.block_size}")
+        # Rebuilt each call (T x D/2, cheap) rather than kept as a buffer: a buffer would be cast
+        # to bf16 with the weights, and the angles would lose precision.
+        cos, sin = rope_tables(
+            self.cfg.n_embd // self.cfg.n_head, T, self.cfg.rope_theta, idx.device
+        )
+        x = self.drop(self.tok_emb(idx))  # (B, T, C)
+        for block in self.blocks:
+            x = block(x, cos, sin)
+        logits = self.lm_head(self.norm(x))  # (B, T, V)
+        if targets is None:
+            return logits, None
+        # Cross-entropy in float32: bf16 logits lose precision in the log-sum-exp.
+        loss = F.cross_entropy(logits.float().reshape(B * T, -1), targets.reshape(B * T))
+        return logits, loss
+
+    @torch.no_grad()
+    def generate(
+        self,
+        idx: torch.Tensor,
+        max_new_tokens: int,
+        temperature: float = 1.0,
+        top_k: int | None = None,
+        generator: torch.Generator | None = None,
+    ) -> torch.Tensor:
+        """Extend idx (B, T) by max_new_tokens sampled tokens; temperature 0 means greedy."""
+        for _ in range(max_new_tokens):
+            context = idx[:, -self.cfg.block_size :]  # the model sees at most block_size tokens
+            logits, _ = self(context)
+            logits = logits[:, -1, :].float()  # (B, V)
+            if temperature <= 0:
+                next_id = logits.argmax(dim=-1, keepdim=True)
+            else:
+                logits = logits / temperature
+                if top_k:
+                    kth = torch.topk(logits, min(top_k, logits.size(-1))).values[:, -1:]
+                    logits = logits.masked_fill(logits < kth, float("-inf"))
+                probs = F.softmax(logits, dim=-1)
+                next_id = torch.multinomial(probs, num_samples=1, generator=generator)  # (B, 1)
+            idx = torch.cat((idx, next_id), dim=1)
+        return idx

@@ -1,0 +1,121 @@
+"""Run `model.train` under the `deepspeed` launcher as a subprocess and collect its summary.
+
+The launcher starts `train.num_ranks` ranks on this host on a free port, so two runs cannot
+collide, and kills every rank when one fails, so a crash ends the run instead of hanging it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections import deque
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+TAIL_LINES = 50
+
+
+def free_port() -> int:
+    """A TCP port nobody listens on right now, for the ranks' rendezvous."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def launcher_env() -> dict[str, str]:
+    """This environment, plus the accelerator choice and a PYTHONPATH that finds `model`."""
+    env = dict(os.environ)
+    if "DS_ACCELERATOR" not in env:
+        import torch
+
+        env["DS_ACCELERATOR"] = "cuda" if torch.cuda.is_available() else "cpu"
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
+    return env
+
+
+def stop_process_group(process: subprocess.Popen, grace_s: float = 10.0) -> None:
+    """Terminate the launcher and everything it started; SIGKILL what outlives `grace_s`."""
+    # The runner does not forward signals to its ranks, so signal its whole process group
+    # (runner, per-host launcher, ranks), which start_new_session gave it.
+    os.killpg(process.pid, signal.SIGTERM)
+    process.wait()
+    deadline = time.monotonic() + grace_s
+    while time.monotonic() < deadline:
+        try:
+            os.killpg(process.pid, 0)  # raises once no process of the group is left
+        except ProcessLookupError:
+            return
+        time.sleep(0.2)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGKILL)
+
+
+def launcher_command(job_path: Path, num_ranks: int, port: int) -> list[str]:
+    """The `deepspeed` launcher command line for one single-host job."""
+    return [
+        sys.executable,
+        "-m",
+        "deepspeed.launcher.runner",
+        "--num_gpus",
+        str(num_ranks),
+        "--master_addr",
+        "127.0.0.1",
+        "--master_port",
+        str(port),
+        "--no_local_rank",
+        "--module",
+        "model.train",
+        "--job",
+        str(job_path),
+    ]
+
+
+def launch_training(
+    job: dict[str, Any], out_dir: Path, on_line: Callable[[str], None] | None = None
+) -> dict[str, Any]:
+    """Write out_dir/job.json, train with the launcher, return the parsed train_summary.json."""
+    out_dir = Path(out_dir).resolve()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    job_path = out_dir / "job.json"
+    job_path.write_text(json.dumps(job, indent=2) + "\n")
+    num_ranks = int(job["train"]["num_ranks"])
+    if num_ranks < 1:
+        raise ValueError(f"train.num_ranks must be >= 1, got {num_ranks}")
+    command = launcher_command(job_path, num_ranks, free_port())
+    tail: deque[str] = deque(maxlen=TAIL_LINES)
+    with subprocess.Popen(
+        command,  # run in our working directory, so relative paths in the job mean the same
+        env=launcher_env(),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        bufsize=1,
+        start_new_session=True,  # its own process group: see the abort below
+    ) as process:
+        assert process.stdout is not None
+        try:
+            for raw in process.stdout:
+                line = raw.rstrip("\n")
+                tail.append(line)
+                if on_line is not None:
+                    on_line(line)
+        except BaseException:
+            stop_process_group(process)
+            raise
+        code = process.wait()
+    if code != 0:
+        last = "\n".join(tail)
+        raise RuntimeError(f"training failed: the deepspeed launcher exited with {code}:\n{last}")
+    summary_path = out_dir / "train_summary.json"
+    if not summary_path.is_file():
+        raise RuntimeError(f"training exited 0 but wrote no {summary_path}:\n" + "\n".join(tail))
+    return json.loads(summary_path.read_text())

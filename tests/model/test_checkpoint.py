@@ -1,0 +1,48 @@
+"""Export and load of a model folder: safetensors + config.json + tokenizer.json."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors import safe_open
+
+from model.checkpoint import export_model, load_model
+from model.gpt import GPT, ModelConfig
+
+CFG = ModelConfig(n_layer=2, n_head=2, n_kv_head=1, n_embd=16, block_size=8, vocab_size=40)
+
+
+def test_round_trip_gives_identical_logits(tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    model = GPT(CFG).eval()
+    tokenizer = tmp_path / "tok.json"
+    tokenizer.write_text("{}")
+    folder = export_model(model, CFG, tmp_path / "model", tokenizer)
+    assert sorted(p.name for p in folder.iterdir()) == [
+        "config.json",
+        "model.safetensors",
+        "tokenizer.json",
+    ]
+    loaded, cfg = load_model(folder)
+    assert cfg == CFG and not loaded.training
+    idx = torch.randint(0, CFG.vocab_size, (2, CFG.block_size))
+    assert torch.equal(model(idx)[0], loaded(idx)[0])
+    assert loaded.lm_head.weight is loaded.tok_emb.weight
+
+
+def test_tied_matrix_is_stored_once(tmp_path: Path) -> None:
+    export_model(GPT(CFG), CFG, tmp_path, None)
+    with safe_open(str(tmp_path / "model.safetensors"), "pt") as weights:
+        names = list(weights.keys())
+    assert ("tok_emb.weight" in names) != ("lm_head.weight" in names)
+
+
+def test_load_explains_a_bad_folder(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError, match="config.json"):
+        load_model(tmp_path)
+    (tmp_path / "config.json").write_text(json.dumps({"n_layer": 1, "n_mystery": 3}))
+    with pytest.raises(ValueError, match="n_mystery"):
+        load_model(tmp_path)
