@@ -17,7 +17,9 @@ def modules_under(folder: str, skip_name: str | None = None) -> list[str]:
     for path in sorted((REPO / folder).rglob("*.py")):
         if path.name == skip_name:
             continue
-        names.append(".".join(path.relative_to(REPO).with_suffix("").parts).removesuffix(".__init__"))
+        names.append(
+            ".".join(path.relative_to(REPO).with_suffix("").parts).removesuffix(".__init__")
+        )
     return names
 
 

@@ -1,4 +1,4 @@
-"""One SparkSession per process, built from `SparkConfig` (local[*] here, a master URL on a cluster)."""
+"""One SparkSession per process, from `SparkConfig` (local[*] here, a master URL on a cluster)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The step contract: fingerprinted folders, published by rename, `_SUCCESS` last, skip on re-run."""
+"""The step contract: fingerprinted folders, renamed into place, `_SUCCESS` last, skip on re-run."""
 
 from __future__ import annotations
 

@@ -1,0 +1,128 @@
+"""The `lmforge` command line: `lmforge run --config configs/demo.toml --set train.steps=50`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from tasks.config import ConfigError, LmforgeConfig, load_config
+
+REQUIRED_PROGRAMS = {
+    "java": "Spark needs a Java 17 runtime: apt-get install openjdk-17-jre-headless",
+    "g++": "DeepSpeed compiles a small C++ op on first start: apt-get install g++",
+}
+
+
+def missing_prerequisites() -> list[str]:
+    """One line per program the pipeline needs that is not on PATH, naming what to install."""
+    missing = []
+    for program, hint in REQUIRED_PROGRAMS.items():
+        found = shutil.which(program) or (program == "java" and os.environ.get("JAVA_HOME"))
+        if not found:
+            missing.append(f"'{program}' not found. {hint}")
+    return missing
+
+
+def use_local_prefect(config: LmforgeConfig) -> None:
+    """Without a Prefect server, keep Prefect's embedded database in the work directory."""
+    # The embedded server's telemetry service only fails here (no internet) and, on a first
+    # start, competes with the schema migration for the SQLite lock.
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    if "PREFECT_API_URL" not in os.environ and "PREFECT_HOME" not in os.environ:
+        os.environ["PREFECT_HOME"] = str(Path(config.run.work_dir).resolve() / "prefect")
+
+
+def format_summary(summary: dict[str, Any], config: LmforgeConfig, seconds: float) -> str:
+    """The closing report of `lmforge run`, with the commands to open both UIs."""
+    prefect_home = os.environ.get("PREFECT_HOME", "~/.prefect")
+    lines = [
+        "",
+        f"lmforge pipeline finished in {seconds:.0f} s",
+        f"  pages fetched        {summary['pages_fetched']}",
+        f"  documents extracted  {summary['documents_extracted']}",
+        f"  documents kept       {summary['documents_kept']}",
+        f"  tokens (train / val) {summary['tokens_train']} / {summary['tokens_val']}",
+        f"  final train loss     {summary['train_final_loss']:.4f}",
+        f"  validation loss      {summary['val_loss']:.4f}",
+        f"  validation perplexity {summary['val_perplexity']:.2f}",
+        f"  registered model     {summary['model_name']} version {summary['model_version']}",
+        "  steps:",
+    ]
+    for name, step in summary["steps"].items():
+        state = "skipped (already complete)" if step["skipped"] else "ran"
+        lines.append(f"    {name:<9} {state:<27} {step['path']}")
+    lines.append("  samples:")
+    for sample in summary["samples"]:
+        completion = sample["completion"].replace("\n", " ")[:100]
+        lines.append(f"    [{sample['prompt']}] {completion}")
+    lines += [
+        "",
+        "Open the results:",
+        f"  MLflow UI:  .venv/bin/mlflow ui --backend-store-uri {summary['tracking_uri']}"
+        " --port 5000   # then http://127.0.0.1:5000",
+        f"  Prefect UI: PREFECT_HOME={prefect_home} .venv/bin/prefect server start"
+        "   # then http://127.0.0.1:4200",
+    ]
+    return "\n".join(lines)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    config = load_config(args.config, args.set)
+    missing = missing_prerequisites()
+    if missing:
+        print("lmforge: missing prerequisites:\n  " + "\n  ".join(missing), file=sys.stderr)
+        return 3
+    use_local_prefect(config)
+    from flows.pipeline import pipeline  # imported late: PREFECT_HOME must be set first
+
+    started = time.monotonic()
+    summary = pipeline(config_path=args.config, overrides=args.set)
+    if args.summary_json:
+        Path(args.summary_json).write_text(json.dumps(summary, indent=2))
+    print(format_summary(summary, config, time.monotonic() - started))
+    return 0
+
+
+def cmd_config(args: argparse.Namespace) -> int:
+    print(json.dumps(load_config(args.config, args.set).to_dict(), indent=2))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="lmforge", description=__doc__)
+    verbs = parser.add_subparsers(dest="verb", required=True)
+    for name, func, text in [
+        ("run", cmd_run, "run the whole pipeline (skips steps whose output is complete)"),
+        ("config", cmd_config, "print the resolved configuration as JSON"),
+    ]:
+        verb = verbs.add_parser(name, help=text)
+        verb.add_argument("--config", default=None, help="TOML preset, e.g. configs/demo.toml")
+        verb.add_argument(
+            "--set",
+            action="append",
+            default=[],
+            metavar="SECTION.KEY=VALUE",
+            help="override one setting (repeatable); wins over the TOML file",
+        )
+        verb.set_defaults(func=func)
+    verbs.choices["run"].add_argument("--summary-json", help="also write the summary here")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except ConfigError as err:
+        print(f"lmforge: configuration error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,23 @@
+"""Prefect entry point of the evaluate step."""
+
+from __future__ import annotations
+
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+
+from tasks.common.step import StepResult, run_step
+from tasks.config import LmforgeConfig
+from tasks.evaluate.report import evaluate_trained
+
+
+@task(name="evaluate", cache_policy=NO_CACHE)
+def evaluate_step(config: LmforgeConfig, trained: StepResult, tokens: StepResult) -> StepResult:
+    """Validation loss, perplexity and sample generations of the trained model."""
+    return run_step(
+        config.run.work_dir,
+        "evaluate",
+        {"evaluate": config.to_dict()["evaluate"]},
+        [trained, tokens],
+        ["tasks/evaluate", "model"],
+        lambda out: evaluate_trained(config, trained, tokens, out),
+    )

@@ -1,0 +1,61 @@
+"""Train step logic: open the MLflow run, write the job, run the `deepspeed` launcher."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from model.launch import launch_training
+from tasks.common import tracking
+from tasks.common.step import StepResult
+from tasks.config import LmforgeConfig
+
+
+def lineage_tags(upstream: list[StepResult], data_dir: Path) -> dict[str, str]:
+    """MLflow tags tracing a model to its data: each step's fingerprint and the manifest hash."""
+    tags = {f"lmforge.fingerprint.{r.step}": r.fingerprint for r in upstream}
+    manifest = (data_dir / "manifest.json").read_bytes()
+    tags["lmforge.manifest_sha256"] = hashlib.sha256(manifest).hexdigest()
+    return tags
+
+
+def train_model(
+    config: LmforgeConfig,
+    tokens: StepResult,
+    upstream: list[StepResult],
+    out_dir: Path,
+    on_line: Callable[[str], None] | None = None,
+) -> dict[str, Any]:
+    """Train on the shards of `tokens` into `out_dir`; returns the launcher's summary + run id."""
+    data_dir = Path(tokens.path)
+    manifest = json.loads((data_dir / "manifest.json").read_text())
+    model_cfg = config.model
+    if model_cfg.vocab_size == 0:
+        model_cfg = dataclasses.replace(model_cfg, vocab_size=int(manifest["vocab_size"]))
+    elif model_cfg.vocab_size < manifest["vocab_size"]:
+        raise ValueError(
+            f"model.vocab_size={model_cfg.vocab_size} is smaller than the tokenizer's "
+            f"{manifest['vocab_size']}; set model.vocab_size=0 to take the tokenizer's size"
+        )
+    tags = lineage_tags(upstream, data_dir)
+    run_id = tracking.start_run(config, run_name=f"train-{tokens.fingerprint[:8]}", tags=tags)
+    job = {
+        "model": dataclasses.asdict(model_cfg),
+        "train": dataclasses.asdict(config.train),
+        "data_dir": str(data_dir),
+        "out_dir": str(out_dir),
+        "tracking": {"uri": config.mlflow_uri(), "run_id": run_id},
+    }
+    try:
+        summary = launch_training(job, out_dir, on_line)
+    except BaseException:
+        tracking.end_run(config, run_id, "FAILED")
+        raise
+    tracking.end_run(config, run_id, "FINISHED")
+    run = {"run_id": run_id, "experiment": config.tracking.experiment, "tags": tags}
+    (out_dir / "mlflow_run.json").write_text(json.dumps(run, indent=2))
+    return {**summary, "mlflow_run_id": run_id}
