@@ -1,0 +1,32 @@
+"""The `lmforge` command line: configuration errors and missing programs are reported clearly."""
+
+from __future__ import annotations
+
+import json
+
+from flows.cli import main, missing_prerequisites
+
+
+def test_config_verb_prints_resolved_settings(capsys, tmp_path):
+    preset = tmp_path / "p.toml"
+    preset.write_text("[train]\nsteps = 5\n")
+    assert main(["config", "--config", str(preset), "--set", "model.n_layer=3"]) == 0
+    resolved = json.loads(capsys.readouterr().out)
+    assert resolved["train"]["steps"] == 5 and resolved["model"]["n_layer"] == 3
+
+
+def test_config_error_names_key_and_file(capsys, tmp_path):
+    preset = tmp_path / "bad.toml"
+    preset.write_text("[model]\nlayers = 3\n")
+    assert main(["run", "--config", str(preset)]) == 2
+    err = capsys.readouterr().err
+    assert "bad.toml" in err and "'model.layers'" in err
+
+
+def test_missing_java_and_gxx_are_named_with_what_to_install(monkeypatch, tmp_path):
+    monkeypatch.setenv("PATH", str(tmp_path))
+    monkeypatch.delenv("JAVA_HOME", raising=False)
+    missing = missing_prerequisites()
+    assert any("'java'" in m and "openjdk-17" in m for m in missing)
+    assert any("'g++'" in m and "apt-get install g++" in m for m in missing)
+    assert main(["run", "--set", f"run.work_dir={tmp_path}"]) == 3
