@@ -34,6 +34,9 @@ def use_local_prefect(config: LmforgeConfig) -> None:
     # The embedded server's telemetry service only fails here (no internet) and, on a first
     # start, competes with the schema migration for the SQLite lock.
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    # Its first start migrates a new SQLite database, which takes longer than Prefect's 20 s
+    # default on a busy 2-core machine.
+    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
     if "PREFECT_API_URL" not in os.environ and "PREFECT_HOME" not in os.environ:
         os.environ["PREFECT_HOME"] = str(Path(config.run.work_dir).resolve() / "prefect")
 
