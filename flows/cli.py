@@ -38,7 +38,9 @@ def use_local_prefect(config: LmforgeConfig) -> None:
     # default on a busy 2-core machine.
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
     if "PREFECT_API_URL" not in os.environ and "PREFECT_HOME" not in os.environ:
-        os.environ["PREFECT_HOME"] = str(Path(config.run.work_dir).resolve() / "prefect")
+        home = Path(config.run.work_dir).resolve() / "prefect"
+        home.mkdir(parents=True, exist_ok=True)  # Prefect creates only the last level itself
+        os.environ["PREFECT_HOME"] = str(home)
 
 
 def format_summary(summary: dict[str, Any], config: LmforgeConfig, seconds: float) -> str:
