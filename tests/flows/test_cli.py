@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 
-from flows.cli import main, missing_prerequisites
+from flows.cli import main, missing_prerequisites, use_local_prefect
+from tasks.config import load_config
 
 
 def test_config_verb_prints_resolved_settings(capsys, tmp_path):
@@ -30,3 +32,12 @@ def test_missing_java_and_gxx_are_named_with_what_to_install(monkeypatch, tmp_pa
     assert any("'java'" in m and "openjdk-17" in m for m in missing)
     assert any("'g++'" in m and "apt-get install g++" in m for m in missing)
     assert main(["run", "--set", f"run.work_dir={tmp_path}"]) == 3
+
+
+def test_embedded_prefect_home_is_created_inside_the_work_dir(monkeypatch, tmp_path):
+    monkeypatch.delenv("PREFECT_API_URL", raising=False)
+    monkeypatch.delenv("PREFECT_HOME", raising=False)
+    work_dir = tmp_path / "not" / "yet"
+    use_local_prefect(load_config(None, [f"run.work_dir={work_dir}"]))
+    assert (work_dir / "prefect").is_dir()
+    assert os.environ["PREFECT_HOME"] == str(work_dir / "prefect")
