@@ -35,8 +35,15 @@ def test_missing_java_and_gxx_are_named_with_what_to_install(monkeypatch, tmp_pa
 
 
 def test_embedded_prefect_home_is_created_inside_the_work_dir(monkeypatch, tmp_path):
-    monkeypatch.delenv("PREFECT_API_URL", raising=False)
-    monkeypatch.delenv("PREFECT_HOME", raising=False)
+    touched = [
+        "PREFECT_API_URL",
+        "PREFECT_HOME",
+        "PREFECT_SERVER_ANALYTICS_ENABLED",
+        "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS",
+    ]
+    for name in touched:  # set, then delete: monkeypatch restores each at teardown
+        monkeypatch.setenv(name, "")
+        monkeypatch.delenv(name)
     work_dir = tmp_path / "not" / "yet"
     use_local_prefect(load_config(None, [f"run.work_dir={work_dir}"]))
     assert (work_dir / "prefect").is_dir()
