@@ -6,6 +6,7 @@ manifest, and maps the tokens without reading them. Windows of `block_size + 1` 
 straddle two shards. `random_batches` gives each rank a disjoint contiguous slice of every shard,
 so no token is seen by two ranks, and keeps its generator in an object with
 `state_dict()` / `load_state_dict()` so a resumed run draws exactly the batches it would have.
+`sequential_batches` deals the evaluation windows out to ranks in turn, without overlap.
 """
 
 from __future__ import annotations
@@ -150,22 +151,42 @@ class TokenDataset:
         return RandomBatches(self, batch_size, block_size, seed, rank, world_size)
 
     def sequential_batches(
-        self, batch_size: int, block_size: int, max_batches: int | None = None
+        self,
+        batch_size: int,
+        block_size: int,
+        max_batches: int | None = None,
+        rank: int = 0,
+        world_size: int = 1,
     ) -> Iterator[Batch]:
-        """Non-overlapping windows in shard order, for evaluation; the last batch may be short."""
-        if all(len(tokens) <= block_size for tokens in self.tokens):
+        """Non-overlapping windows in shard order, for evaluation; the last batch may be short.
+
+        With `world_size` > 1, rank r takes windows r, r + W, r + 2W, ... of that order: the ranks
+        share no window, together cover all, and hold counts that differ by at most one."""
+        if not 0 <= rank < world_size:
+            raise ValueError(
+                f"rank {rank} is outside 0..{world_size - 1} (world_size {world_size})"
+            )
+        windows = sum(max(0, -(-(len(t) - block_size) // block_size)) for t in self.tokens)
+        if windows == 0:
             raise self.too_small(block_size)
-        return self._sequential(batch_size, block_size, max_batches)
+        if windows < world_size:
+            raise ValueError(
+                f"split {self.split!r} of {self.shard_dir} holds {windows} window(s) of "
+                f"{block_size + 1} tokens, fewer than the {world_size} ranks sharing them: "
+                "lower model.block_size, use fewer ranks or tokenize more text"
+            )
+        return self._sequential(batch_size, block_size, max_batches, rank, world_size)
 
     def _sequential(
-        self, batch_size: int, block_size: int, max_batches: int | None
+        self, batch_size: int, block_size: int, max_batches: int | None, rank: int, world_size: int
     ) -> Iterator[Batch]:
         starts = (
             (shard, start)
             for shard, tokens in enumerate(self.tokens)
             for start in range(0, len(tokens) - block_size, block_size)
         )
-        batches = iter(lambda: list(islice(starts, batch_size)), [])
+        mine = islice(starts, rank, None, world_size)
+        batches = iter(lambda: list(islice(mine, batch_size)), [])
         for picks in islice(batches, max_batches):
             yield _windows(self.tokens, picks, block_size)
 

@@ -12,7 +12,9 @@ the tokens (little-endian uint16 when every id fits, else uint32):
     int32[8]    end-of-text token id
     int32[9:]   reserved, zero
 
-Every document's tokens are followed by the end-of-text id, and documents never straddle shards.
+Every document's tokens are followed by the end-of-text id, and documents never straddle shards
+(one longer than the shard size gets a shard of its own; the manifest's `order` says how the
+documents are laid out: id order, or a seeded global shuffle).
 Beside each shard, `<same name>.idx` holds one little-endian uint64 per document: the offset
 (in tokens, from the first token) where that document starts. Document i spans
 `[idx[i], idx[i+1])` (the last one ends at the token count), its end-of-text id included.

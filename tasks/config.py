@@ -76,9 +76,78 @@ class ExtractConfig:
 
 @dataclass
 class CurateConfig:
-    """Cleaning: length floor and exact deduplication on normalised text."""
+    """Filters (in `filters` order, first drop wins), exact dedup, then MinHash LSH dedup.
 
-    min_chars: int = 100
+    Thresholds default to the published values (C4, Gopher, FineWeb as in datatrove). Word-list
+    files: one entry per line; an empty path means the bundled C4 bad-words list
+    (tasks/curate/wordlists/) for word lists, and no entries for `blocked_domains_file`.
+    """
+
+    # Filter order; names: length, links, gopher_repetition, gopher_quality, c4, fineweb,
+    # toxicity, pii. Leave one out to switch it off.
+    filters: list[str] = field(
+        default_factory=lambda: [
+            "length",
+            "links",
+            "gopher_repetition",
+            "gopher_quality",
+            "c4",
+            "fineweb",
+            "toxicity",
+            "pii",
+        ]
+    )
+    min_chars: int = 100  # length: fewer stripped characters than this -> too_short
+    # links
+    blocked_domains_file: str = ""  # domains (and their subdomains) whose pages are dropped
+    url_blockwords_file: str = ""  # words that drop a page when they appear in its URL
+    max_url_line_fraction: float = 0.5  # a line with more URL characters than this is removed
+    max_url_char_fraction: float = 0.3  # a document with more URL characters is link spam
+    # gopher_repetition (Rae et al. 2021); fractions of characters unless named *_fraction
+    gopher_dup_line_fraction: float = 0.3
+    gopher_dup_para_fraction: float = 0.3
+    gopher_dup_line_char_fraction: float = 0.2
+    gopher_dup_para_char_fraction: float = 0.2
+    gopher_top_ngram_fractions: list[float] = field(default_factory=lambda: [0.2, 0.18, 0.16])
+    gopher_dup_ngram_fractions: list[float] = field(
+        default_factory=lambda: [0.15, 0.14, 0.13, 0.12, 0.11, 0.10]
+    )  # n = 2..4 above, n = 5..10 here
+    # gopher_quality
+    gopher_min_words: int = 50
+    gopher_max_words: int = 100_000
+    gopher_min_avg_word_length: float = 3.0
+    gopher_max_avg_word_length: float = 10.0
+    gopher_max_symbol_word_ratio: float = 0.1
+    gopher_max_bullet_lines_ratio: float = 0.9
+    gopher_max_ellipsis_lines_ratio: float = 0.3
+    gopher_min_alpha_words_ratio: float = 0.8
+    gopher_min_stop_words: int = 2
+    # c4 (Raffel et al. 2020)
+    c4_min_sentences: int = 5
+    c4_min_words_per_line: int = 3
+    c4_max_word_length: int = 1000
+    c4_filter_curly_bracket: bool = True
+    # fineweb (Penedo et al. 2024)
+    fineweb_line_punct_threshold: float = 0.12
+    fineweb_short_line_threshold: float = 0.67
+    fineweb_short_line_length: int = 30
+    fineweb_char_dup_threshold: float = 0.01
+    fineweb_newline_ratio: float = 0.3
+    # toxicity: C4 bad words in the text, and alt-profanity-check's score (max over lines)
+    badwords_file: str = ""
+    toxicity_threshold: float = 0.9  # > 1 switches the classifier off
+    # near-duplicates: MinHash over word n-grams, LSH with bands x rows permutations (FineWeb)
+    minhash_ngram: int = 5
+    minhash_bands: int = 14
+    minhash_rows: int = 8
+    minhash_seed: int = 1
+    # Candidate pairs whose signatures agree on fewer than this share of permutations are not
+    # merged (0 = merge every LSH candidate, as FineWeb does).
+    min_estimated_jaccard: float = 0.7
+    components_max_iterations: int = 50
+    # An earlier curate output folder (<work_dir>/curate/<fingerprint>) whose stored band
+    # index is deduplicated against: its documents win. Empty: deduplicate within this input.
+    previous_output: str = ""
 
 
 @dataclass
@@ -91,6 +160,9 @@ class TokenizeConfig:
     val_fraction: float = 0.05
     shard_tokens: int = 10_000_000
     partitions: int = 4
+    tokenizer_file: str = ""  # an existing tokenizer.json to use instead of training one
+    shuffle: bool = False  # seeded global document order instead of the id order
+    shuffle_seed: int = 0
 
 
 @dataclass

@@ -4,11 +4,13 @@ Byte-level pre-tokenisation without a prefix space, a byte-level decoder and no 
 `decode(encode(text)) == text` hold for every string. The sample is the `train_docs` documents
 with the smallest sha256(id), chosen in Spark; only their text travels to the driver, streamed
 one partition at a time, so the same input and config always give the same tokenizer file.
+`use_tokenizer_file` instead takes an existing `tokenizer.json` (checked, copied byte for byte).
 """
 
 from __future__ import annotations
 
 import hashlib
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -50,8 +52,8 @@ def file_sha256(path: Path | str) -> str:
     return digest.hexdigest()
 
 
-def read_documents_frame(spark: SparkSession, docs_uri: str) -> DataFrame:
-    """The curated documents with non-empty text, or a clear error when there are none."""
+def documents_frame(spark: SparkSession, docs_uri: str) -> DataFrame:
+    """All curated document records of `docs_uri`, or a clear error when id or text is missing."""
     frame = spark.read.parquet(docs_uri)
     missing = {"id", "text"} - set(frame.columns)
     if missing:
@@ -59,12 +61,23 @@ def read_documents_frame(spark: SparkSession, docs_uri: str) -> DataFrame:
             f"{docs_uri} has no column(s) {sorted(missing)}: expected curated document records "
             "(id, url, source, title, text, ...); re-run the curate step"
         )
+    return frame
+
+
+def no_documents_error(docs_uri: str) -> ValueError:
+    """The error for a corpus without a single non-empty text."""
+    return ValueError(
+        f"no documents with text in {docs_uri}: the tokenizer needs a corpus; check the "
+        "crawl/curate stats (everything may have been dropped) and re-run those steps"
+    )
+
+
+def read_documents_frame(spark: SparkSession, docs_uri: str) -> DataFrame:
+    """The curated documents with non-empty text, or a clear error when there are none."""
+    frame = documents_frame(spark, docs_uri)
     frame = frame.where(F.col("text").isNotNull() & (F.length("text") > 0))
     if frame.limit(1).count() == 0:
-        raise ValueError(
-            f"no documents with text in {docs_uri}: the tokenizer needs a corpus; check the "
-            "crawl/curate stats (everything may have been dropped) and re-run those steps"
-        )
+        raise no_documents_error(docs_uri)
     return frame
 
 
@@ -108,12 +121,46 @@ def train_tokenizer(
     out_path.parent.mkdir(parents=True, exist_ok=True)
     tokenizer.save(str(out_path))
     return {
-        "tokenizer_file": out_path.name,
-        "tokenizer_sha256": file_sha256(out_path),
-        "vocab_size": tokenizer.get_vocab_size(),
+        **describe_tokenizer(out_path),
         "requested_vocab_size": config.vocab_size,
-        "special_tokens": {t: tokenizer.token_to_id(t) for t in SPECIAL_TOKENS},
-        "eot_id": tokenizer.token_to_id(EOT),
         "train_docs": counted["docs"],
         "train_chars": counted["chars"],
+    }
+
+
+def use_tokenizer_file(source: Path | str, out_path: Path) -> dict[str, Any]:
+    """Check an existing tokenizer.json (has <|endoftext|>, decodes its own output exactly) and
+    copy it byte for byte to `out_path`, so the recorded sha256 is that of the given file."""
+    source = Path(source)
+    hint = 'set tokenize.tokenizer_file to a tokenizer.json with <|endoftext|>, or to "" to train'
+    if not source.is_file():
+        raise ValueError(f"tokenize.tokenizer_file {source} does not exist: {hint}")
+    try:
+        tokenizer = load_tokenizer(source)
+    except Exception as error:  # tokenizers raises a bare Exception for a malformed file
+        raise ValueError(f"{source} is not a readable tokenizer.json ({error}): {hint}") from error
+    if tokenizer.token_to_id(EOT) is None:
+        raise ValueError(f"{source} has no {EOT} token, needed to end every document: {hint}")
+    probe = "Exact round trip?\r\n  naïve café 日本語 🎉\t<|endoftext|>"
+    if tokenizer.decode(tokenizer.encode(probe).ids, skip_special_tokens=False) != probe:
+        raise ValueError(
+            f"{source} does not decode its own tokens back to the text (a normaliser or a "
+            f"non-byte-level model), so shards could not be decoded exactly: {hint}"
+        )
+    out_path = Path(out_path)
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(source, out_path)
+    return {**describe_tokenizer(out_path), "source": str(source.resolve()), "train_docs": 0}
+
+
+def describe_tokenizer(path: Path) -> dict[str, Any]:
+    """File name, sha256, vocabulary size and special-token ids of a saved tokenizer."""
+    tokenizer = load_tokenizer(path)
+    present = {t: tokenizer.token_to_id(t) for t in SPECIAL_TOKENS}
+    return {
+        "tokenizer_file": path.name,
+        "tokenizer_sha256": file_sha256(path),
+        "vocab_size": tokenizer.get_vocab_size(),
+        "special_tokens": {t: i for t, i in present.items() if i is not None},
+        "eot_id": tokenizer.token_to_id(EOT),
     }

@@ -1,12 +1,21 @@
 """Encode curated documents into binary token shards with Spark (format: model/token_format.py).
 
 Each document goes to a split by a fixed hash rule (`split_of`) and to one of `partitions`
-contiguous ranges of sha256(id) (`partition_of`); within a partition the documents are sorted by
-(split, id). Neither depends on the cluster, the input file layout or a sampling seed (which is
-why this does not use `repartitionByRange`), so the same documents and config give byte-identical
-shards. Each executor loads the tokenizer once, encodes in batches, appends the end-of-text id to
-every document and writes its own shards of about `shard_tokens` tokens straight into `out_dir`;
-only file names, counts and checksums come back to the driver, which writes `manifest.json`.
+contiguous ranges of a hash (`order_rule`); within a partition the documents are sorted by
+(split, id), or with `shuffle` by (split, sha256(f"{seed}:{id}")), whose ranges also choose the
+partition, so the partitions laid end to end are one seeded global permutation. The keys are
+Spark SQL expressions and the sort runs in the JVM (it spills to disk, so memory does not grow
+with the corpus); executors receive Arrow batches (`mapInArrow`), load the tokenizer once, encode
+with one tokenizer thread per task core, append the end-of-text id to every document and write
+their own shards of about `shard_tokens` tokens straight into `out_dir`. Shards are named after
+the hash partition found in the data, not the Spark partition, so the same documents and config
+give byte-identical shards on any cluster. Only names, counts and checksums reach the driver.
+
+Edge cases: a document with no text (null or "") or no id is skipped and counted; a document
+longer than `shard_tokens` gets a shard of its own (documents never straddle shards, and none is
+split); Parquet strings should be UTF-8, but a writer can store other bytes: each invalid byte
+sequence is decoded as U+FFFD (Python's "replace") and such documents are counted, so what the
+shards hold is exactly the text with those replacements.
 """
 
 from __future__ import annotations
@@ -14,34 +23,25 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections.abc import Iterable, Iterator
 from functools import partial
-from itertools import islice
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-from pyspark import Broadcast, TaskContext
-from pyspark.sql import SparkSession
+from pyspark.sql import Column, SparkSession
 from pyspark.sql import functions as F
 from tokenizers import Tokenizer
 
-from model.token_format import (
-    FORMAT_VERSION,
-    HEADER_BYTES,
-    INDEX_DTYPE,
-    MAGIC,
-    TOKEN_DTYPES,
-    ShardHeader,
-    index_path,
-    token_width,
-)
+from model.token_format import FORMAT_VERSION, HEADER_BYTES, MAGIC, TOKEN_DTYPES, token_width
 from tasks.config import TokenizeConfig
-from tasks.tokenize.bpe import EOT, file_sha256, read_documents_frame
+from tasks.tokenize.bpe import EOT, documents_frame, file_sha256, no_documents_error
+from tasks.tokenize.shard_writer import COUNTERS, ENCODE_BATCH_DOCS, write_partition
 
 SPLITS = ("train", "val")
 SPLIT_BUCKETS = 10_000
-ENCODE_BATCH_DOCS = 256
+ARROW_BATCH = {  # bounds one Arrow batch in the Python worker, whatever the corpus size
+    "spark.sql.execution.arrow.maxRecordsPerBatch": str(ENCODE_BATCH_DOCS),
+    "spark.sql.execution.arrow.maxBytesPerBatch": str(64 << 20),
+}
 SPLIT_RULE = "val if int(sha256(id.encode('utf-8')).hexdigest()[:8], 16) % 10000 < {threshold}"
 
 
@@ -51,86 +51,41 @@ def split_of(doc_id: str, threshold: int) -> str:
     return "val" if bucket < threshold else "train"
 
 
-def partition_of(doc_id: str, partitions: int) -> int:
-    """Which of `partitions` equal hash ranges holds `doc_id` (other hash bits than the split's)."""
-    return (int(hashlib.sha256(doc_id.encode("utf-8")).hexdigest()[8:16], 16) * partitions) >> 32
+def order_rule(config: TokenizeConfig) -> dict[str, Any]:
+    """How documents are laid out in shards, as recorded in the manifest's `order`."""
+    n = config.partitions
+    if config.shuffle:
+        key = f"sha256(f'{config.shuffle_seed}:{{id}}')"
+        rule = f"partition int({key}[:8], 16) * {n} >> 32, then (split, {key}, id)"
+    else:
+        rule = f"partition int(sha256(id)[8:16], 16) * {n} >> 32, then (split, id)"
+    return {
+        "rule": rule + " within a partition; each document followed by eot_id",
+        "shuffle": config.shuffle,
+        "shuffle_seed": config.shuffle_seed if config.shuffle else None,
+    }
 
 
-class _OpenShard:
-    """One shard being written under a temporary name: header placeholder, tokens, offsets."""
-
-    def __init__(self, out_dir: Path, name: str, split: str, dtype: np.dtype, attempt: int):
-        self.path, self.split, self.dtype = out_dir / name, split, dtype
-        self.tmp = out_dir / f".{name}.attempt{attempt}"
-        self.handle = open(self.tmp, "wb")
-        self.handle.write(bytes(HEADER_BYTES))
-        self.offsets: list[int] = []
-        self.tokens = 0
-
-    def add(self, ids: np.ndarray) -> None:
-        self.offsets.append(self.tokens)
-        self.handle.write(ids.astype(self.dtype).tobytes())
-        self.tokens += len(ids)
-
-    def finish(self, vocab_size: int, eot_id: int) -> dict[str, Any]:
-        """Write header and index, publish both by rename; return the manifest entry."""
-        header = ShardHeader(
-            self.dtype.itemsize, vocab_size, self.tokens, len(self.offsets), eot_id
-        )
-        self.handle.seek(0)
-        self.handle.write(header.to_bytes())
-        self.handle.close()
-        idx_tmp = self.tmp.with_suffix(".idx")
-        np.asarray(self.offsets, dtype=INDEX_DTYPE).tofile(idx_tmp)
-        # rename last: a retried or speculative task never leaves a half-written shard in place
-        os.replace(idx_tmp, index_path(self.path))
-        os.replace(self.tmp, self.path)
-        return {
-            "file": self.path.name,
-            "index": index_path(self.path).name,
-            "split": self.split,
-            "tokens": self.tokens,
-            "docs": len(self.offsets),
-            "sha256": file_sha256(self.path),
-            "index_sha256": file_sha256(index_path(self.path)),
-        }
+def _hex_int(hex_column: Column, start: int) -> Column:
+    """int(hex[start-1 : start+7], 16) as a Spark long (SQL substrings count from 1)."""
+    return F.conv(F.substring(hex_column, start, 8), 16, 10).cast("long")
 
 
-def _write_partition(
-    partition: int,
-    records: Iterable[tuple[tuple[int, str, str, str], None]],
-    *,
-    out_dir: str,
-    tokenizer_json: Broadcast[str],
-    shard_tokens: int,
-) -> Iterator[dict[str, Any]]:
-    """Executor side: encode one partition's sorted documents into shards; yield their entries."""
-    tokenizer = Tokenizer.from_str(tokenizer_json.value)
-    tokenizer.encode_special_tokens = True  # document text cannot forge an end-of-text id
-    vocab_size, eot_id = tokenizer.get_vocab_size(), tokenizer.token_to_id(EOT)
-    dtype = TOKEN_DTYPES[token_width(vocab_size)]
-    context = TaskContext.get()
-    attempt = context.attemptNumber() if context else 0
-    seq = dict.fromkeys(SPLITS, 0)
-    shard: _OpenShard | None = None
-    records = iter(records)
-    while batch := [key for key, _ in islice(records, ENCODE_BATCH_DOCS)]:
-        encodings = tokenizer.encode_batch([text for _, _, _, text in batch])
-        for (_, split, _, _), encoding in zip(batch, encodings, strict=True):
-            ids = np.array([*encoding.ids, eot_id])
-            # a new shard per split, and before a document that would overfill this one
-            if shard is not None and (
-                shard.split != split or shard.tokens + len(ids) > shard_tokens
-            ):
-                yield shard.finish(vocab_size, eot_id)
-                shard = None
-            if shard is None:
-                name = f"{split}-p{partition:05d}-{seq[split]:05d}.bin"
-                shard = _OpenShard(Path(out_dir), name, split, dtype, attempt)
-                seq[split] += 1
-            shard.add(ids)
-    if shard is not None:
-        yield shard.finish(vocab_size, eot_id)
+def _key_columns(config: TokenizeConfig, threshold: int) -> dict[str, Column]:
+    """The split, partition and sort key of each document, as SQL (mirrors `order_rule`)."""
+    digest = F.sha2(F.col("id"), 256)
+    split = F.when(_hex_int(digest, 1) % SPLIT_BUCKETS < threshold, "val").otherwise("train")
+    if config.shuffle:
+        key = F.sha2(F.concat(F.lit(f"{config.shuffle_seed}:"), F.col("id")), 256)
+        part = F.shiftright(_hex_int(key, 1) * config.partitions, 32)
+    else:
+        key, part = F.col("id"), F.shiftright(_hex_int(digest, 9) * config.partitions, 32)
+    # a document without id sorts first and is skipped (and counted) by the writer
+    return {
+        "_part": F.coalesce(part, F.lit(0)),
+        "_split": F.coalesce(split, F.lit("train")),
+        "_key": F.coalesce(key, F.lit("")),
+    }
 
 
 def _check_config(config: TokenizeConfig) -> None:
@@ -149,6 +104,38 @@ def _write_json_atomic(path: Path, payload: dict[str, Any]) -> None:
     os.replace(tmp, path)
 
 
+def _encode_and_write(
+    spark: SparkSession, docs_uri: str, tokenizer_json: str, config: TokenizeConfig, out_dir: Path
+) -> list[dict[str, Any]]:
+    """Run the Spark job; the executors' manifest entries and counters."""
+    threshold = round(config.val_fraction * SPLIT_BUCKETS)
+    keyed = documents_frame(spark, docs_uri).select(
+        "id", "text", *[c.alias(n) for n, c in _key_columns(config, threshold).items()]
+    )
+    # range partitioning only balances the work: shard names come from `_part` in the data
+    ordered = keyed.repartitionByRange(config.partitions, "_part").sortWithinPartitions(
+        "_part", "_split", "_key", "id", "text"
+    )
+    writer = partial(
+        write_partition,
+        out_dir=str(out_dir),
+        tokenizer_json=spark.sparkContext.broadcast(tokenizer_json),
+        shard_tokens=config.shard_tokens,
+    )
+    saved = {key: spark.conf.get(key, None) for key in ARROW_BATCH}
+    try:
+        for key, value in ARROW_BATCH.items():
+            spark.conf.set(key, value)
+        # text travels as bytes so that invalid UTF-8 reaches `_decode` instead of failing in Arrow
+        text = F.col("text").cast("binary").alias("text")
+        rows = ordered.select("id", text, "_part", "_split").mapInArrow(writer, "entry string")
+        return [json.loads(row.entry) for row in rows.collect()]
+    finally:
+        writer.keywords["tokenizer_json"].unpersist()
+        for key, value in saved.items():
+            spark.conf.unset(key) if value is None else spark.conf.set(key, value)
+
+
 def write_shards(
     spark: SparkSession,
     docs_uri: str,
@@ -158,7 +145,6 @@ def write_shards(
 ) -> dict[str, Any]:
     """Tokenize every document of `docs_uri` into shards + `manifest.json` in `out_dir`."""
     _check_config(config)
-    frame = read_documents_frame(spark, docs_uri).where(F.col("id").isNotNull())
     tokenizer_json = Path(tokenizer_path).read_text(encoding="utf-8")
     tokenizer = Tokenizer.from_str(tokenizer_json)
     vocab_size, eot_id = tokenizer.get_vocab_size(), tokenizer.token_to_id(EOT)
@@ -166,38 +152,11 @@ def write_shards(
         raise ValueError(f"{tokenizer_path} has no {EOT} token: train it with tasks.tokenize.bpe")
     out_dir = Path(out_dir).resolve()
     out_dir.mkdir(parents=True, exist_ok=True)
-    threshold = round(config.val_fraction * SPLIT_BUCKETS)
-    partitions = config.partitions
-
-    def keyed(row: Any) -> tuple[tuple[int, str, str, str], None]:
-        # the text is part of the sort key only so that duplicate ids still sort deterministically
-        doc_id = row.id
-        return (
-            partition_of(doc_id, partitions),
-            split_of(doc_id, threshold),
-            doc_id,
-            row.text,
-        ), None
-
-    broadcast = spark.sparkContext.broadcast(tokenizer_json)
-    try:
-        entries = (
-            frame.select("id", "text")
-            .rdd.map(keyed)
-            .repartitionAndSortWithinPartitions(partitions, partitionFunc=lambda key: key[0])
-            .mapPartitionsWithIndex(
-                partial(
-                    _write_partition,
-                    out_dir=str(out_dir),
-                    tokenizer_json=broadcast,
-                    shard_tokens=config.shard_tokens,
-                )
-            )
-            .collect()
-        )
-    finally:
-        broadcast.unpersist()
-    entries.sort(key=lambda entry: entry["file"])
+    results = _encode_and_write(spark, docs_uri, tokenizer_json, config, out_dir)
+    entries = sorted((r for r in results if "file" in r), key=lambda entry: entry["file"])
+    counts = {c: sum(r["counts"][c] for r in results if "counts" in r) for c in COUNTERS}
+    if not entries:
+        raise no_documents_error(docs_uri)
     totals = {
         split: {
             "shards": sum(1 for e in entries if e["split"] == split),
@@ -207,6 +166,7 @@ def write_shards(
         for split in SPLITS
     }
     width = token_width(vocab_size)
+    threshold = round(config.val_fraction * SPLIT_BUCKETS)
     manifest = {
         "format": "lmforge-token-shards",
         "format_version": FORMAT_VERSION,
@@ -224,10 +184,7 @@ def write_shards(
             "val_threshold": threshold,
             "buckets": SPLIT_BUCKETS,
         },
-        "order": (
-            f"partition int(sha256(id)[8:16], 16) * {partitions} >> 32, then (split, id) "
-            "within a partition; each document followed by eot_id"
-        ),
+        "order": order_rule(config),
         "shards": entries,
         "totals": totals,
     }
@@ -239,4 +196,5 @@ def write_shards(
         "splits": totals,
         "dtype": manifest["dtype"],
         "vocab_size": vocab_size,
+        **counts,
     }

@@ -1,4 +1,4 @@
-"""Prefect entry point of the tokenize step (BPE training, then sharded token files)."""
+"""Prefect entry point of the tokenize step (BPE training or a given tokenizer, then shards)."""
 
 from __future__ import annotations
 
@@ -11,25 +11,35 @@ from prefect.cache_policies import NO_CACHE
 from tasks.common.spark import spark_session
 from tasks.common.step import StepResult, run_step
 from tasks.config import LmforgeConfig
-from tasks.tokenize.bpe import train_tokenizer
+from tasks.tokenize.bpe import file_sha256, train_tokenizer, use_tokenizer_file
 from tasks.tokenize.shards import write_shards
 
 
 @task(name="tokenize", cache_policy=NO_CACHE)
 def tokenize_step(config: LmforgeConfig, curated: StepResult) -> StepResult:
-    """Train the tokenizer on the curated text and write token shards to `<work_dir>/tokenize/`."""
+    """Train (or take `tokenize.tokenizer_file`) a tokenizer, write token shards to
+    `<work_dir>/tokenize/`."""
     spark = spark_session(config.spark)
     docs_uri = f"{curated.path}/docs"
+    given = config.tokenize.tokenizer_file
+    settings: dict[str, Any] = {"tokenize": config.to_dict()["tokenize"]}
+    if given and Path(given).is_file():
+        # the file's content, not only its path, decides whether the step must run again
+        settings["tokenizer_file_sha256"] = file_sha256(given)
 
     def build(out: Path) -> dict[str, Any]:
-        tokenizer = train_tokenizer(spark, docs_uri, config.tokenize, out / "tokenizer.json")
-        shards = write_shards(spark, docs_uri, out / "tokenizer.json", config.tokenize, out)
+        saved = out / "tokenizer.json"
+        if given:
+            tokenizer = use_tokenizer_file(given, saved)
+        else:
+            tokenizer = train_tokenizer(spark, docs_uri, config.tokenize, saved)
+        shards = write_shards(spark, docs_uri, saved, config.tokenize, out)
         return {"tokenizer": tokenizer, **shards}
 
     return run_step(
         config.run.work_dir,
         "tokenize",
-        {"tokenize": config.to_dict()["tokenize"]},
+        settings,
         [curated],
         ["tasks/tokenize", "model/token_format.py"],
         build,

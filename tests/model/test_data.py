@@ -93,18 +93,23 @@ def test_ranks_draw_from_disjoint_tokens(shard_dir: Path) -> None:
     assert seen[0] and seen[1] and not seen[0] & seen[1]
 
 
-def test_random_batches_resume_exactly(shard_dir: Path) -> None:
+@pytest.mark.parametrize(("rank", "world_size"), [(0, 1), (1, 2)])
+def test_random_batches_resume_exactly(shard_dir: Path, rank: int, world_size: int) -> None:
     data = TokenDataset(shard_dir, "train")
-    batches = data.random_batches(batch_size=4, block_size=16, seed=3)
+    ranks = {"rank": rank, "world_size": world_size}
+    batches = data.random_batches(batch_size=4, block_size=16, seed=3, **ranks)
     for _ in range(3):
         next(batches)
     state = json.loads(json.dumps(batches.state_dict()))  # survives a JSON round trip
-    expected = [next(batches)[0] for _ in range(2)]
-    resumed = TokenDataset(shard_dir, "train").random_batches(batch_size=4, block_size=16, seed=3)
+    expected = [next(batches) for _ in range(4)]
+    fresh = TokenDataset(shard_dir, "train")
+    resumed = fresh.random_batches(batch_size=4, block_size=16, seed=3, **ranks)
     resumed.load_state_dict(state)
-    assert all(torch.equal(next(resumed)[0], want) for want in expected)
-    assert resumed.batches_drawn == 5
-    wrong = data.random_batches(batch_size=4, block_size=32, seed=3)
+    for want_x, want_y in expected:
+        x, y = next(resumed)
+        assert torch.equal(x, want_x) and torch.equal(y, want_y)
+    assert resumed.batches_drawn == 7
+    wrong = data.random_batches(batch_size=4, block_size=32, seed=3, **ranks)
     with pytest.raises(ValueError, match="block_size=16"):
         wrong.load_state_dict(state)
 
@@ -171,3 +176,29 @@ def test_missing_manifest_and_index_are_refused(shard_dir: Path, tmp_path: Path)
         ShardFormatError, match=r"val-p00000-00000\.bin \(or its \.idx\) is missing"
     ):
         TokenDataset(shard_dir, "val")
+
+
+@pytest.mark.parametrize("world_size", [2, 3])
+def test_sequential_batches_are_dealt_to_ranks_without_overlap(
+    shard_dir: Path, world_size: int
+) -> None:
+    data = TokenDataset(shard_dir, "train")
+
+    def starts(rank: int, world: int) -> list[int]:
+        batches = data.sequential_batches(3, 100, rank=rank, world_size=world)
+        return [int(v) for x, _ in batches for v in x[:, 0]]
+
+    everything = starts(0, 1)
+    shares = [starts(rank, world_size) for rank in range(world_size)]
+    assert sorted(s for share in shares for s in share) == sorted(everything)  # no overlap, all
+    assert max(map(len, shares)) - min(map(len, shares)) <= 1
+    assert shares[1] == everything[1::world_size]
+
+
+def test_sequential_batches_refuse_bad_ranks(shard_dir: Path) -> None:
+    data = TokenDataset(shard_dir, "train")
+    with pytest.raises(ValueError, match="rank 2 is outside 0..1"):
+        data.sequential_batches(2, 100, rank=2, world_size=2)
+    # 11 windows of 101 tokens cannot give each of 12 ranks one
+    with pytest.raises(ValueError, match="holds 11 window.* fewer than the 12 ranks"):
+        data.sequential_batches(2, 100, rank=0, world_size=12)

@@ -1,4 +1,4 @@
-"""Tiny curated-document folders for the tokenize tests."""
+"""Tiny curated-document folders and tokenizer files for the tokenize tests."""
 
 from __future__ import annotations
 
@@ -9,6 +9,9 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from tokenizers import pre_tokenizers, trainers
+
+from tasks.tokenize.bpe import SPECIAL_TOKENS, new_tokenizer
 
 
 def doc_id(url: str) -> str:
@@ -37,3 +40,24 @@ def write_docs_parquet(folder: Path, texts: list[str]) -> str:
 def write_docs() -> Callable[[Path, list[str]], str]:
     """`write_docs(folder, texts) -> docs_uri`."""
     return write_docs_parquet
+
+
+def save_tokenizer_file(path: Path, texts: list[str], vocab_size: int = 400) -> Path:
+    """Train the pipeline's kind of byte-level BPE on `texts` in process and save it to `path`."""
+    tokenizer = new_tokenizer()
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        special_tokens=SPECIAL_TOKENS,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    tokenizer.train_from_iterator(texts, trainer)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tokenizer.save(str(path))
+    return path
+
+
+@pytest.fixture(scope="session")
+def save_tokenizer() -> Callable[[Path, list[str]], Path]:
+    """`save_tokenizer(path, texts) -> path`: a tokenizer.json made without Spark."""
+    return save_tokenizer_file

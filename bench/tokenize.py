@@ -1,0 +1,203 @@
+"""Tokenize throughput: the Spark shard writer against a bare in-process `encode_batch`.
+
+Real text (../shared/corpus: the books and the extraction benchmark's gold article bodies),
+repeated to ~25 MB and ~50 MB of UTF-8, as curated-style Parquet. Each measurement runs in a
+fresh subprocess: the bare limit (`Tokenizer.encode_batch_fast`, the fastest call, over all texts
+in one process, with 1 and 2 tokenizer threads) and `write_shards` (encode + write shards and
+manifest) under Spark `local[1]` and `local[2]`. Peak memory is the largest sum of RSS over the
+measuring process and all its descendants (JVM, Python workers), sampled every 50 ms.
+Prints a table and writes bench/results/tokenize.json.
+"""
+
+from __future__ import annotations
+
+import sys
+
+# run as `python bench/tokenize.py`, this file would shadow the standard library's `tokenize`
+sys.path[:] = [p for p in sys.path if not p.rstrip("/").endswith("bench")]
+
+import hashlib  # noqa: E402
+import json  # noqa: E402
+import os  # noqa: E402
+import subprocess  # noqa: E402
+import tempfile  # noqa: E402
+import threading  # noqa: E402
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import psutil  # noqa: E402
+import pyarrow as pa  # noqa: E402
+import pyarrow.parquet as pq  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+CORPUS = ROOT.parent / "shared" / "corpus"
+SIZES_MB = (25, 50)
+RESULTS = ROOT / "bench" / "results" / "tokenize.json"
+
+
+def real_texts() -> list[str]:
+    """The books (BOM, CRLF kept) and the gold article bodies of the extraction benchmark."""
+    books = [p.read_text(encoding="utf-8") for p in sorted((CORPUS / "books").glob("*.txt"))]
+    gold = json.loads((CORPUS / "extraction" / "ground-truth.json").read_text(encoding="utf-8"))
+    return books + [item["articleBody"] for _, item in sorted(gold.items())]
+
+
+def write_corpus(folder: Path, texts: list[str], megabytes: int) -> int:
+    """Repeat `texts` until ~`megabytes` MB of UTF-8, as Parquet document records; the bytes."""
+    unit = sum(len(t.encode("utf-8")) for t in texts)
+    repeats = max(1, round(megabytes * 1e6 / unit))
+    ids = [
+        hashlib.sha256(f"{r}:{i}".encode()).hexdigest()
+        for r in range(repeats)
+        for i in range(len(texts))
+    ]
+    folder.mkdir(parents=True)
+    pq.write_table(pa.table({"id": ids, "text": texts * repeats}), folder / "part-0.parquet")
+    return unit * repeats
+
+
+class PeakRss:
+    """Samples the RSS summed over this process and its descendants in a background thread."""
+
+    def __init__(self) -> None:
+        self.peak, self._stop = 0, threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        me = psutil.Process()
+        while not self._stop.wait(0.05):
+            total = 0
+            for proc in [me, *me.children(recursive=True)]:
+                try:
+                    total += proc.memory_info().rss
+                except psutil.Error:
+                    pass
+            self.peak = max(self.peak, total)
+
+    def __enter__(self) -> PeakRss:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def measure_bare(docs: str, tokenizer_path: str) -> dict:
+    """Subprocess side: encode every text in one call, in this process only."""
+    from tasks.tokenize.bpe import load_tokenizer
+
+    tokenizer = load_tokenizer(tokenizer_path)
+    texts = pq.read_table(docs, columns=["text"]).column("text").to_pylist()
+    with PeakRss() as rss:
+        start = time.perf_counter()
+        tokens = sum(len(e.ids) + 1 for e in tokenizer.encode_batch_fast(texts))
+        seconds = time.perf_counter() - start
+    return {"tokens": tokens, "seconds": seconds, "peak_rss": rss.peak}
+
+
+def measure_spark(docs: str, tokenizer_path: str, master: str) -> dict:
+    """Subprocess side: a fresh Spark session, then `write_shards` timed on its own."""
+    from tasks.common.spark import spark_session
+    from tasks.config import SparkConfig, TokenizeConfig
+    from tasks.tokenize.shards import write_shards
+
+    spark = spark_session(SparkConfig(master=master, driver_memory="1g"))
+    config = TokenizeConfig(partitions=4, val_fraction=0.01)
+    with tempfile.TemporaryDirectory() as out, PeakRss() as rss:
+        start = time.perf_counter()
+        stats = write_shards(spark, docs, Path(tokenizer_path), config, Path(out) / "shards")
+        seconds = time.perf_counter() - start
+    spark.stop()
+    return {"tokens": stats["tokens"], "seconds": seconds, "peak_rss": rss.peak}
+
+
+def run(kind: str, docs: Path, tokenizer: Path, setting: str) -> dict:
+    """One measurement in a fresh interpreter; `setting` is a thread count or a Spark master."""
+    env = dict(os.environ)
+    if kind == "bare":
+        env["RAYON_NUM_THREADS"] = setting
+    args = [sys.executable, __file__, kind, str(docs), str(tokenizer), setting]
+    out = subprocess.run(args, env=env, capture_output=True, text=True, check=False)
+    if out.returncode != 0:
+        raise SystemExit(f"{kind} {setting} failed:\n{out.stderr[-3000:]}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def train_tokenizer_file(texts: list[str], path: Path) -> None:
+    """A 8192-token byte-level BPE with the pipeline's special tokens, trained on the texts."""
+    from tokenizers import pre_tokenizers, trainers
+
+    from tasks.tokenize.bpe import SPECIAL_TOKENS, new_tokenizer
+
+    tokenizer = new_tokenizer()
+    trainer = trainers.BpeTrainer(
+        vocab_size=8192,
+        special_tokens=SPECIAL_TOKENS,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    tokenizer.train_from_iterator(texts, trainer)
+    tokenizer.save(str(path))
+
+
+def main() -> None:
+    if not CORPUS.is_dir():
+        raise SystemExit(f"{CORPUS} is absent: this benchmark needs the shared real-text corpus")
+    texts = real_texts()
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        tokenizer = Path(tmp) / "tokenizer.json"
+        train_tokenizer_file(texts, tokenizer)
+        for megabytes in SIZES_MB:
+            docs = Path(tmp) / f"docs-{megabytes}"
+            size = write_corpus(docs, texts, megabytes)
+            plan = [("bare", "1"), ("bare", "2"), ("spark", "local[2]")]
+            if megabytes == max(SIZES_MB):
+                plan.insert(2, ("spark", "local[1]"))
+            for kind, setting in plan:
+                result = run(kind, docs, tokenizer, setting)
+                cores = 1 if setting in ("1", "local[1]") else 2
+                rows.append(
+                    {
+                        "mb": round(size / 1e6, 1),
+                        "kind": kind,
+                        "setting": setting,
+                        "cores": cores,
+                        **result,
+                        "tokens_per_s": result["tokens"] / result["seconds"],
+                    }
+                )
+    for row in rows:
+        limit = next(
+            r
+            for r in rows
+            if r["kind"] == "bare" and r["mb"] == row["mb"] and r["cores"] == row["cores"]
+        )
+        row["vs_bare_same_cores"] = row["tokens_per_s"] / limit["tokens_per_s"]
+    print(
+        f"{'MB':>6} {'what':<16} {'tokens':>11} {'s':>7} {'tokens/s':>11} "
+        f"{'x bare':>7} {'peak RSS MB':>12}"
+    )
+    for r in rows:
+        what = f"{r['kind']} {r['setting']}" + (" thr" if r["kind"] == "bare" else "")
+        print(
+            f"{r['mb']:>6} {what:<16} {r['tokens']:>11,} {r['seconds']:>7.2f} "
+            f"{r['tokens_per_s']:>11,.0f} {r['vs_bare_same_cores']:>7.2f} "
+            f"{r['peak_rss'] / 2**20:>12,.0f}"
+        )
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps({"rows": rows, "sizes_mb": SIZES_MB}, indent=2))
+    print(f"wrote {RESULTS}")
+
+
+if __name__ == "__main__":
+    if len(sys.argv) == 5:
+        kind, docs, tokenizer, setting = sys.argv[1:]
+        if kind == "bare":
+            print(json.dumps(measure_bare(docs, tokenizer)))
+        else:
+            print(json.dumps(measure_spark(docs, tokenizer, setting)))
+    else:
+        main()
