@@ -8,7 +8,7 @@ from prefect.cache_policies import NO_CACHE
 from tasks.common.spark import spark_session
 from tasks.common.step import StepResult, run_step
 from tasks.config import LmforgeConfig
-from tasks.curate.exact_dedup import curate_documents
+from tasks.curate.curate import curate_documents
 
 
 @task(name="curate", cache_policy=NO_CACHE)

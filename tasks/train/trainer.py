@@ -23,6 +23,14 @@ def lineage_tags(upstream: list[StepResult], data_dir: Path) -> dict[str, str]:
     return tags
 
 
+def curate_metrics(upstream: list[StepResult]) -> dict[str, float]:
+    """The curate step's per-reason counts and funnel as `curate.*` MLflow metrics."""
+    stats = next((r.stats for r in upstream if r.step == "curate"), {})
+    metrics = {f"curate.{k}": float(v) for k, v in stats.items() if isinstance(v, int | float)}
+    metrics.update({f"curate.funnel.{k}": float(v) for k, v in stats.get("funnel", {}).items()})
+    return metrics
+
+
 def train_model(
     config: LmforgeConfig,
     tokens: StepResult,
@@ -43,6 +51,7 @@ def train_model(
         )
     tags = lineage_tags(upstream, data_dir)
     run_id = tracking.start_run(config, run_name=f"train-{tokens.fingerprint[:8]}", tags=tags)
+    tracking.log_metrics(config, run_id, curate_metrics(upstream))
     job = {
         "model": dataclasses.asdict(model_cfg),
         "train": dataclasses.asdict(config.train),

@@ -1,0 +1,141 @@
+"""Near-duplicate detection speed: the Spark path (signatures + banding + components) against
+the fastest single-process datasketch path (MinHash.bulk, then MinHashLSH), same documents.
+
+Documents: passages of the shared corpus's books plus edited copies (~20,000 in all). Prints a
+table and writes bench/results/dedup.json. Run by hand: `.venv/bin/python bench/dedup.py [n]`.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+# bench/ holds tokenize.py, which would shadow the standard library's tokenize module.
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
+
+import json  # noqa: E402
+import random  # noqa: E402
+import threading  # noqa: E402
+import time  # noqa: E402
+
+import psutil  # noqa: E402
+from datasketch import MinHash, MinHashLSH  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(ROOT), str(ROOT / "tests" / "tasks" / "curate")]
+
+from planted import book_passages, edited_copy, shingles  # noqa: E402
+
+from tasks.common.spark import spark_session  # noqa: E402
+from tasks.config import CurateConfig, SparkConfig  # noqa: E402
+from tasks.curate.near_dedup import near_duplicates  # noqa: E402
+
+CORPUS = ROOT.parent / "shared" / "corpus"
+FRACTIONS = [0.0, 0.005, 0.01, 0.02, 0.05, 0.1, 0.3]
+
+
+class PeakRSS:
+    """Samples the resident memory of this process and all its children (the JVM, workers)."""
+
+    def __enter__(self) -> PeakRSS:
+        self.peak, self._stop = 0, threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._thread.start()
+        return self
+
+    def _sample(self) -> None:
+        me = psutil.Process()
+        while not self._stop.is_set():
+            procs = [me, *me.children(recursive=True)]
+            total = 0
+            for p in procs:
+                try:
+                    total += p.memory_info().rss
+                except psutil.Error:
+                    pass
+            self.peak = max(self.peak, total)
+            time.sleep(0.1)
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def corpus(n_docs: int) -> list[tuple[str, str]]:
+    """Book passages and extraction gold bodies, then edited copies up to `n_docs`."""
+    texts = book_passages(CORPUS / "books")
+    gold = json.loads((CORPUS / "extraction" / "ground-truth.json").read_text())
+    texts += [v["articleBody"] for v in gold.values() if len(v["articleBody"].split()) > 50]
+    rng = random.Random(0)
+    docs = [(f"a{i:06d}", t) for i, t in enumerate(texts)]
+    while len(docs) < n_docs:
+        source = rng.choice(texts)
+        docs.append((f"b{len(docs):06d}", edited_copy(source, rng.choice(FRACTIONS), rng)))
+    return docs
+
+
+def datasketch_path(docs: list[tuple[str, str]], config: CurateConfig) -> set[str]:
+    """MinHash.bulk + MinHashLSH (same bands x rows), union-find; the ids it would drop."""
+    num_perm = config.minhash_bands * config.minhash_rows
+    sets = [shingles(t, config.minhash_ngram) for _, t in docs]
+    hashes = MinHash.bulk(sets, num_perm=num_perm, seed=config.minhash_seed)
+    lsh = MinHashLSH(num_perm=num_perm, params=(config.minhash_bands, config.minhash_rows))
+    parent = {doc_id: doc_id for doc_id, _ in docs}
+
+    def root(x: str) -> str:
+        while parent[x] != x:
+            parent[x] = parent[parent[x]]
+            x = parent[x]
+        return x
+
+    for (doc_id, _), h in zip(docs, hashes, strict=True):
+        for other in lsh.query(h):
+            a, b = root(doc_id), root(other)
+            parent[max(a, b)] = min(a, b)
+        lsh.insert(doc_id, h)
+    return {doc_id for doc_id, _ in docs if root(doc_id) != doc_id}
+
+
+def main(n_docs: int = 20_000) -> None:
+    docs = corpus(n_docs)
+    config = CurateConfig(min_estimated_jaccard=0.0)  # plain LSH, like the baseline
+    with PeakRSS() as mem:
+        t0 = time.perf_counter()
+        baseline = datasketch_path(docs, config)
+        base_s = time.perf_counter() - t0
+    spark = spark_session(SparkConfig(master="local[2]", shuffle_partitions=4))
+    frame = spark.createDataFrame(docs, "id string, text string").repartition(4).cache()
+    frame.count()
+    with PeakRSS() as spark_mem:
+        t0 = time.perf_counter()
+        dropped, _ = near_duplicates(frame, None, config)
+        found = {r["id"] for r in dropped.collect()}
+        spark_s = time.perf_counter() - t0
+    rows = [
+        ("datasketch bulk + MinHashLSH", base_s, mem.peak, len(baseline)),
+        ("spark local[2]", spark_s, spark_mem.peak, len(found)),
+    ]
+    print(f"{'path':32} {'docs/s':>9} {'seconds':>8} {'peak MiB':>9} {'dropped':>8}")
+    for name, secs, peak, n in rows:
+        print(f"{name:32} {n_docs / secs:9.0f} {secs:8.1f} {peak / 2**20:9.0f} {n:8d}")
+    same = baseline == found
+    print(
+        f"speed-up {base_s / spark_s:.2f}x; same duplicates: {same} "
+        f"(only baseline {len(baseline - found)}, only spark {len(found - baseline)})"
+    )
+    result = {
+        "documents": n_docs,
+        "paths": {
+            n: {"seconds": s, "docs_per_s": n_docs / s, "peak_rss_bytes": p, "dropped": d}
+            for n, s, p, d in rows
+        },
+        "speedup": base_s / spark_s,
+        "same_duplicates": same,
+    }
+    out = ROOT / "bench" / "results" / "dedup.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main(int(sys.argv[1]) if len(sys.argv) > 1 else 20_000)

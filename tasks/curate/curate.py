@@ -1,0 +1,82 @@
+"""The curate step: filters, exact dedup, near dedup; every input document accounted for.
+
+Writes `docs/` (kept records, the document schema unchanged), `dropped/` (rejects with
+`drop_reason` and `drop_stage`) and `minhash_index/` (for later crawls), and returns stats:
+`input`, `kept`, `dropped_<reason>`, the counters the filters keep (e.g. `pii_email`) and
+`funnel` (documents left after each filter, after exact and near dedup).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from tasks.config import CurateConfig
+from tasks.curate.exact_dedup import exact_duplicate_ids
+from tasks.curate.filters.base import DocumentFilter
+from tasks.curate.filters.build import build_filters
+from tasks.curate.near_dedup import near_duplicates, read_previous_index, write_index
+from tasks.curate.runner import COUNT_PREFIX, apply_filters, counter_names, drop_counts, funnel
+
+
+def _mark(docs: DataFrame, drops: DataFrame, stage: str) -> DataFrame:
+    """`docs` with drop_reason/drop_stage from `drops` (id, drop_reason), null when kept."""
+    joined = docs.join(drops, "id", "left")
+    stage_col = F.when(F.col("drop_reason").isNotNull(), F.lit(stage))
+    return joined.withColumn("drop_stage", stage_col.cast("string"))
+
+
+def curate_documents(
+    spark: SparkSession, docs_uri: str, config: CurateConfig, out_dir: Path
+) -> dict[str, Any]:
+    """Curate the documents at `docs_uri` into `out_dir`; return the step's stats."""
+    docs = spark.read.parquet(docs_uri)
+    n_input = docs.count()
+    if n_input == 0:
+        raise ValueError(
+            f"curate: no documents in {docs_uri}; check the crawl and extract steps' stats.json"
+        )
+    columns = docs.columns
+    filters: list[DocumentFilter] = build_filters(config)
+    filtered = apply_filters(docs, filters).persist()
+    counters = counter_names(filters)
+    passed = filtered.filter(F.col("drop_reason").isNull()).select(*columns).persist()
+    exact = _mark(passed, exact_duplicate_ids(passed), "exact_dedup").persist()
+    unique = exact.filter(F.col("drop_reason").isNull()).select(*columns).persist()
+    previous = read_previous_index(spark, config)
+    near_ids, table = near_duplicates(unique, previous, config)
+    near = _mark(unique, near_ids, "near_dedup").persist()
+    marked_cols = [*columns, "drop_reason", "drop_stage"]
+    try:
+        kept = near.filter(F.col("drop_reason").isNull()).select(*columns)
+        dropped = (
+            filtered.filter(F.col("drop_reason").isNotNull())
+            .select(*marked_cols)
+            .union(exact.filter(F.col("drop_reason").isNotNull()).select(*marked_cols))
+            .union(near.filter(F.col("drop_reason").isNotNull()).select(*marked_cols))
+        )
+        kept.orderBy("id").write.mode("error").parquet(str(out_dir / "docs"))
+        dropped.orderBy("id").write.mode("error").parquet(str(out_dir / "dropped"))
+        write_index(table, kept.select("id"), previous, config, out_dir)
+        sums = [F.sum(COUNT_PREFIX + c).alias(c) for c in counters]
+        totals = filtered.agg(*sums).first().asDict() if counters else {}
+    finally:
+        for frame in (filtered, passed, exact, unique, near, table):
+            frame.unpersist()
+    written = spark.read.parquet(str(out_dir / "dropped"))
+    reasons = drop_counts(written, "drop_reason")
+    stages = [f.name for f in filters] + ["exact_dedup", "near_dedup"]
+    n_kept = spark.read.parquet(str(out_dir / "docs")).count()
+    stats: dict[str, Any] = {"input": n_input, "kept": n_kept}
+    stats.update({f"dropped_{reason}": count for reason, count in sorted(reasons.items())})
+    stats.update({c: int(totals[c] or 0) for c in counters})
+    stats["funnel"] = {
+        **funnel(n_input, stages, drop_counts(written, "drop_stage")),
+        "kept": n_kept,
+    }
+    if n_kept + sum(reasons.values()) != n_input:
+        raise RuntimeError(f"curate lost documents: {stats}")
+    return stats

@@ -1,0 +1,80 @@
+"""C4's line and document rules (Raffel et al. 2020), with datatrove's C4QualityFilter defaults.
+
+Lines are kept only if they end in terminal punctuation (not an ellipsis), have at least
+`min_words_per_line` words, no word longer than `max_word_length`, and mention neither
+"javascript" nor a cookie/terms policy; citation markers are removed. A document is dropped
+for "lorem ipsum", a curly bracket (code), or fewer than `min_sentences` sentences kept.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from tasks.curate.filters.base import DocumentFilter, FilterResult
+
+END_PUNCTUATION = (".", "?", "!", '"', "'")
+POLICY_SUBSTRINGS = (
+    "terms of use",
+    "privacy policy",
+    "cookie policy",
+    "uses cookies",
+    "use of cookies",
+    "use cookies",
+)
+CITATION = re.compile(r"\[\d*]|\[edit]|\[citation needed]")
+SENTENCE_END = re.compile(r"[.!?]+(?:\s+|$)")
+
+
+def count_sentences(line: str) -> int:
+    """Sentences in a line: runs of text closed by ., ! or ? (at least one if non-empty)."""
+    pieces = [p for p in SENTENCE_END.split(line) if p.strip()]
+    return max(len(pieces), 1 if line.strip() else 0)
+
+
+class C4QualityFilter(DocumentFilter):
+    """The C4 heuristics: rewrites the text to its kept lines, drops by document rules."""
+
+    name = "c4"
+    counters = ("c4_lines_removed",)
+
+    def __init__(
+        self,
+        min_sentences: int = 5,
+        min_words_per_line: int = 3,
+        max_word_length: int = 1000,
+        filter_curly_bracket: bool = True,
+    ) -> None:
+        self.min_sentences = min_sentences
+        self.min_words_per_line = min_words_per_line
+        self.max_word_length = max_word_length
+        self.filter_curly_bracket = filter_curly_bracket
+
+    def filter(self, doc: dict[str, Any]) -> FilterResult:
+        lines = doc["text"].splitlines()
+        kept: list[str] = []
+        sentences = 0
+        for raw in lines:
+            line = raw.strip()
+            line_words = line.split()
+            if any(len(w) > self.max_word_length for w in line_words):
+                continue
+            line = CITATION.sub("", line)
+            if not line.endswith(END_PUNCTUATION) or line.endswith("..."):
+                continue
+            if len(line_words) < self.min_words_per_line:
+                continue
+            lower = line.lower()
+            if "lorem ipsum" in lower:
+                return False, "c4_lorem_ipsum"
+            if "javascript" in lower or any(p in lower for p in POLICY_SUBSTRINGS):
+                continue
+            if self.filter_curly_bracket and "{" in line:
+                return False, "c4_curly_bracket"
+            sentences += count_sentences(line)
+            kept.append(line)
+        if sentences < self.min_sentences:
+            return False, "c4_too_few_sentences"
+        self.count(doc, "c4_lines_removed", len(lines) - len(kept))
+        doc["text"] = "\n".join(kept).strip()
+        return True

@@ -1,0 +1,102 @@
+"""Gopher's repetition rules (Rae et al. 2021, table A1), as datatrove implements them.
+
+Duplicate lines and paragraphs (by count and by characters), the most frequent 2-, 3- and
+4-gram's share of the characters, and the share of characters inside repeated 5- to 10-grams.
+Defaults are the published thresholds; `top_ngram_fractions[i]` is for n = 2 + i and
+`dup_ngram_fractions[i]` for n = 5 + i.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from collections.abc import Sequence
+from typing import Any
+
+from tasks.curate.filters.base import DocumentFilter, FilterResult
+
+PARAGRAPH_BREAK = re.compile(r"\n{2,}")
+LINE_BREAK = re.compile(r"\n+")
+
+
+def duplicates(items: list[str]) -> tuple[int, int]:
+    """(number of repeated items, characters in them), counting each repeat after the first."""
+    seen: set[str] = set()
+    count = chars = 0
+    for item in items:
+        if item in seen:
+            count += 1
+            chars += len(item)
+        else:
+            seen.add(item)
+    return count, chars
+
+
+def top_ngram_chars(tokens: list[str], n: int) -> int:
+    """Characters covered by the most frequent n-gram, if it occurs more than once."""
+    grams = Counter(" ".join(tokens[i : i + n]) for i in range(len(tokens) - n + 1))
+    if not grams:
+        return 0
+    gram, freq = grams.most_common(1)[0]
+    return len(gram) * freq if freq > 1 else 0
+
+
+def repeated_ngram_chars(tokens: list[str], n: int) -> int:
+    """Characters in non-overlapping repeats of earlier n-grams, scanning left to right."""
+    seen: set[str] = set()
+    chars = i = 0
+    while i < len(tokens) - n + 1:
+        gram = "".join(tokens[i : i + n])
+        if gram in seen:
+            chars += len(gram)
+            i += n
+        else:
+            seen.add(gram)
+            i += 1
+    return chars
+
+
+class GopherRepetitionFilter(DocumentFilter):
+    """Drops documents whose lines, paragraphs or n-grams repeat too much."""
+
+    name = "gopher_repetition"
+
+    def __init__(
+        self,
+        dup_line_fraction: float = 0.3,
+        dup_para_fraction: float = 0.3,
+        dup_line_char_fraction: float = 0.2,
+        dup_para_char_fraction: float = 0.2,
+        top_ngram_fractions: Sequence[float] = (0.2, 0.18, 0.16),
+        dup_ngram_fractions: Sequence[float] = (0.15, 0.14, 0.13, 0.12, 0.11, 0.10),
+    ) -> None:
+        self.dup_line_fraction = dup_line_fraction
+        self.dup_para_fraction = dup_para_fraction
+        self.dup_line_char_fraction = dup_line_char_fraction
+        self.dup_para_char_fraction = dup_para_char_fraction
+        self.top_ngram_fractions = tuple(top_ngram_fractions)
+        self.dup_ngram_fractions = tuple(dup_ngram_fractions)
+
+    def filter(self, doc: dict[str, Any]) -> FilterResult:
+        text = doc["text"]
+        size = max(len(text), 1)
+        paragraphs = PARAGRAPH_BREAK.split(text.strip())
+        count, chars = duplicates(paragraphs)
+        if count / len(paragraphs) > self.dup_para_fraction:
+            return False, "gopher_dup_paragraphs"
+        if chars / size > self.dup_para_char_fraction:
+            return False, "gopher_dup_paragraph_chars"
+        lines = LINE_BREAK.split(text)
+        count, chars = duplicates(lines)
+        if count / len(lines) > self.dup_line_fraction:
+            return False, "gopher_dup_lines"
+        if chars / size > self.dup_line_char_fraction:
+            return False, "gopher_dup_line_chars"
+        tokens = text.split()
+        for n, limit in enumerate(self.top_ngram_fractions, start=2):
+            if top_ngram_chars(tokens, n) / size > limit:
+                return False, f"gopher_top_{n}_gram"
+        for n, limit in enumerate(self.dup_ngram_fractions, start=5):
+            if repeated_ngram_chars(tokens, n) / size > limit:
+                return False, f"gopher_dup_{n}_grams"
+        return True

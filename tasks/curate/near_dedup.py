@@ -1,0 +1,106 @@
+"""Near-duplicate removal: MinHash LSH candidates, verified, merged into components, in Spark.
+
+Incremental across crawls: the curate output stores `minhash_index/` (id, signature,
+band_keys) for every document kept so far. Given an earlier output, its documents join the
+graph as nodes that sort first ("0" + id; this crawl's are "1" + id), so a cluster holding an
+earlier document drops every new member as `near_duplicate_previous`; otherwise the smallest
+id survives and the others are `near_duplicate`.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from tasks.config import CurateConfig
+from tasks.curate.components import candidate_pairs, connected_components
+from tasks.curate.minhash import estimated_jaccard, minhash_table
+
+INDEX_DIR = "minhash_index"
+PARAMS_FILE = "minhash_params.json"
+
+
+def minhash_params(config: CurateConfig) -> dict[str, int]:
+    """The settings two band indexes must share to be comparable."""
+    return {
+        "ngram": config.minhash_ngram,
+        "bands": config.minhash_bands,
+        "rows": config.minhash_rows,
+        "seed": config.minhash_seed,
+    }
+
+
+def read_previous_index(spark: SparkSession, config: CurateConfig) -> DataFrame | None:
+    """The stored (id, signature, band_keys) of `config.previous_output`, checked; or None."""
+    if not config.previous_output:
+        return None
+    folder = Path(config.previous_output)
+    if not (folder / "_SUCCESS").is_file() or not (folder / INDEX_DIR).is_dir():
+        raise FileNotFoundError(
+            f"curate.previous_output={folder} is not a complete curate output with a "
+            f"{INDEX_DIR}/ folder; point it at <work_dir>/curate/<fingerprint> of an earlier run"
+        )
+    stored = json.loads((folder / PARAMS_FILE).read_text())
+    if stored != minhash_params(config):
+        raise ValueError(
+            f"curate.previous_output was indexed with MinHash settings {stored}, this run uses "
+            f"{minhash_params(config)}: set the curate.minhash_* settings to match"
+        )
+    return spark.read.parquet(str(folder / INDEX_DIR))
+
+
+def near_duplicates(
+    docs: DataFrame, previous: DataFrame | None, config: CurateConfig
+) -> tuple[DataFrame, DataFrame]:
+    """(id, drop_reason) of near-duplicates in `docs`, and the MinHash table of `docs`."""
+    table = minhash_table(
+        docs, config.minhash_ngram, config.minhash_bands, config.minhash_rows, config.minhash_seed
+    ).persist()
+    nodes = table.select(F.concat(F.lit("1"), "id").alias("node"), "signature", "band_keys")
+    if previous is not None:
+        earlier = previous.select(
+            F.concat(F.lit("0"), "id").alias("node"), "signature", "band_keys"
+        )
+        nodes = nodes.union(earlier)
+    index = nodes.select("node", F.posexplode("band_keys").alias("band", "key"))
+    # dst > src and new nodes sort last: a pair with a new node always has it as dst.
+    pairs = candidate_pairs(index).filter(F.col("dst").startswith("1"))
+    if config.min_estimated_jaccard > 0:
+        sigs = nodes.select("node", "signature")
+        pairs = (
+            pairs.join(
+                sigs.withColumnRenamed("node", "src").withColumnRenamed("signature", "a"), "src"
+            )
+            .join(sigs.withColumnRenamed("node", "dst").withColumnRenamed("signature", "b"), "dst")
+            .filter(
+                estimated_jaccard("a", "b", config.minhash_bands * config.minhash_rows)
+                >= config.min_estimated_jaccard
+            )
+            .select("src", "dst")
+        )
+    clusters = connected_components(pairs, config.components_max_iterations)
+    dropped = clusters.filter((F.col("node") != F.col("component")) & F.col("node").startswith("1"))
+    reason = F.when(F.col("component").startswith("0"), F.lit("near_duplicate_previous")).otherwise(
+        F.lit("near_duplicate")
+    )
+    return dropped.select(
+        F.expr("substring(node, 2)").alias("id"), reason.alias("drop_reason")
+    ), table
+
+
+def write_index(
+    table: DataFrame,
+    kept_ids: DataFrame,
+    previous: DataFrame | None,
+    config: CurateConfig,
+    out_dir: Path,
+) -> None:
+    """Store the band index of everything kept so far: earlier outputs' plus this run's kept."""
+    kept = table.join(kept_ids, "id", "left_semi")
+    if previous is not None:
+        kept = kept.union(previous.select(*table.columns))
+    kept.write.mode("error").parquet(str(out_dir / INDEX_DIR))
+    (out_dir / PARAMS_FILE).write_text(json.dumps(minhash_params(config), sort_keys=True))
