@@ -23,6 +23,7 @@ demo: setup
 	$(BIN)/lmforge run --config $(CONFIG)
 
 test: setup
+	@infra/install_test_tools.sh
 	$(BIN)/pytest -q
 
 lint: setup

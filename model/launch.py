@@ -2,6 +2,8 @@
 
 The launcher starts `train.num_ranks` ranks on this host on a free port, so two runs cannot
 collide, and kills every rank when one fails, so a crash ends the run instead of hanging it.
+With `train.hostfile` it starts `num_ranks` ranks on every host the hostfile lists (over ssh
+with pdsh, DeepSpeed's default multi-node backend); a hostfile naming one host runs locally.
 """
 
 from __future__ import annotations
@@ -58,16 +60,43 @@ def stop_process_group(process: subprocess.Popen, grace_s: float = 10.0) -> None
         os.killpg(process.pid, signal.SIGKILL)
 
 
-def launcher_command(job_path: Path, num_ranks: int, port: int) -> list[str]:
-    """The `deepspeed` launcher command line for one single-host job."""
-    return [
-        sys.executable,
-        "-m",
-        "deepspeed.launcher.runner",
-        "--num_gpus",
-        str(num_ranks),
-        "--master_addr",
-        "127.0.0.1",
+def hostfile_hosts(hostfile: Path) -> list[str]:
+    """The host names a DeepSpeed hostfile lists (`host slots=N` lines; `#` starts a comment)."""
+    if not hostfile.is_file():
+        raise FileNotFoundError(
+            f"train.hostfile={hostfile} does not exist; write one `host slots=N` line per node "
+            '(see infra/deepspeed/hostfile) or set train.hostfile="" to train on this host'
+        )
+    hosts = []
+    for number, raw in enumerate(hostfile.read_text().splitlines(), 1):
+        line = raw.split("#", 1)[0].strip()
+        if not line:
+            continue
+        parts = line.split()
+        if len(parts) != 2 or not parts[1].startswith("slots="):
+            raise ValueError(f"{hostfile}:{number}: expected 'host slots=N', got {raw!r}")
+        hosts.append(parts[0])
+    if not hosts:
+        raise ValueError(f"{hostfile} lists no hosts; write one `host slots=N` line per node")
+    return hosts
+
+
+def launcher_command(
+    job_path: Path, num_ranks: int, port: int, hostfile: str = "", master_addr: str = ""
+) -> list[str]:
+    """The `deepspeed` launcher command line: `num_ranks` ranks on this host, or on every host
+    of `hostfile` with the rendezvous at `master_addr` (default: as the docstring of
+    TrainConfig.master_addr says)."""
+    command = [sys.executable, "-m", "deepspeed.launcher.runner", "--num_gpus", str(num_ranks)]
+    remote = False
+    if hostfile:
+        remote = len(hostfile_hosts(Path(hostfile))) > 1
+        # One host runs locally: DeepSpeed's ssh check (meant for remote nodes) is not needed.
+        command += ["--hostfile", hostfile] + ([] if remote else ["--no_ssh_check"])
+    master_addr = master_addr or ("" if remote else "127.0.0.1")
+    if master_addr:
+        command += ["--master_addr", master_addr]
+    return command + [
         "--master_port",
         str(port),
         "--no_local_rank",
@@ -86,10 +115,13 @@ def launch_training(
     out_dir.mkdir(parents=True, exist_ok=True)
     job_path = out_dir / "job.json"
     job_path.write_text(json.dumps(job, indent=2) + "\n")
-    num_ranks = int(job["train"]["num_ranks"])
+    train = job["train"]
+    num_ranks = int(train["num_ranks"])
     if num_ranks < 1:
         raise ValueError(f"train.num_ranks must be >= 1, got {num_ranks}")
-    command = launcher_command(job_path, num_ranks, free_port())
+    command = launcher_command(
+        job_path, num_ranks, free_port(), train.get("hostfile", ""), train.get("master_addr", "")
+    )
     tail: deque[str] = deque(maxlen=TAIL_LINES)
     with subprocess.Popen(
         command,  # run in our working directory, so relative paths in the job mean the same
