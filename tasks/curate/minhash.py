@@ -75,11 +75,6 @@ def minhash_table(docs: DataFrame, ngram: int, bands: int, rows: int, seed: int 
     return docs.select("id", "text").mapInPandas(run, SIGNATURE_SCHEMA)
 
 
-def band_index(table: DataFrame) -> DataFrame:
-    """(id, band, key): one row per document and band, the LSH index that is stored."""
-    return table.select("id", F.posexplode("band_keys").alias("band", "key"))
-
-
 def estimated_jaccard(left: str, right: str, num_perm: int) -> F.Column:
     """Share of equal MinHash values between two signature columns (estimates Jaccard)."""
     equal = F.zip_with(F.col(left), F.col(right), lambda x, y: (x == y).cast("int"))

@@ -7,7 +7,6 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -19,16 +18,11 @@ from pathlib import Path
 import pyspark
 import pytest
 
+from model.launch import free_port
+
 VENV_BIN = Path(sys.executable).parent
 SPARK_HOME = Path(pyspark.__file__).parent
 START_TIMEOUT_S = 180.0
-
-
-def free_port() -> int:
-    """A TCP port nobody listens on right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def http_ok(url: str, accept: Callable[[str], bool] = lambda body: True) -> bool:
