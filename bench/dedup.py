@@ -24,10 +24,11 @@ from datasketch import MinHash, MinHashLSH  # noqa: E402
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "tests" / "tasks" / "curate")]
 
-from planted import book_passages, edited_copy, shingles  # noqa: E402
+from planted import book_passages, edited_copy  # noqa: E402
 
 from tasks.common.spark import spark_session  # noqa: E402
 from tasks.config import CurateConfig, SparkConfig  # noqa: E402
+from tasks.curate.minhash import shingle_hashes  # noqa: E402
 from tasks.curate.near_dedup import near_duplicates  # noqa: E402
 
 CORPUS = ROOT.parent / "shared" / "corpus"
@@ -75,10 +76,14 @@ def corpus(n_docs: int) -> list[tuple[str, str]]:
 
 
 def datasketch_path(docs: list[tuple[str, str]], config: CurateConfig) -> set[str]:
-    """MinHash.bulk + MinHashLSH (same bands x rows), union-find; the ids it would drop."""
+    """MinHash.bulk + MinHashLSH (same bands x rows), union-find; the ids it would drop.
+
+    datasketch gets the same 32-bit shingle hashes as the Spark path (`hashfunc=int`, its
+    fastest input), so both compute identical signatures and must find the same duplicates.
+    """
     num_perm = config.minhash_bands * config.minhash_rows
-    sets = [shingles(t, config.minhash_ngram) for _, t in docs]
-    hashes = MinHash.bulk(sets, num_perm=num_perm, seed=config.minhash_seed)
+    sets = [shingle_hashes(t, config.minhash_ngram).tolist() for _, t in docs]
+    hashes = MinHash.bulk(sets, num_perm=num_perm, seed=config.minhash_seed, hashfunc=int)
     lsh = MinHashLSH(num_perm=num_perm, params=(config.minhash_bands, config.minhash_rows))
     parent = {doc_id: doc_id for doc_id, _ in docs}
 

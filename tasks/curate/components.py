@@ -1,4 +1,8 @@
-"""Candidate pairs from LSH buckets, and their connected components, as Spark operations.
+"""Candidate edges from LSH buckets, and their connected components, as Spark operations.
+
+A bucket (same band, same key) becomes a star: an edge from its smallest node to each other
+member. That connects exactly what all pairs of the bucket would connect, with k - 1 edges
+instead of k(k-1)/2, and without a self-join of the band index.
 
 Components use min-label propagation: every node starts labelled with itself and repeatedly
 takes the smallest label among itself and its neighbours. After k rounds each node holds the
@@ -14,43 +18,46 @@ from pyspark.sql import functions as F
 
 
 def candidate_pairs(index: DataFrame) -> DataFrame:
-    """Distinct (src, dst) with src < dst for nodes sharing a key in the same band.
+    """Distinct (src, dst), src < dst: each bucket's smallest node to every other member.
 
     `index` has columns (node, band, key).
     """
-    left, right = index.alias("l"), index.alias("r")
-    same_bucket = (
-        (F.col("l.band") == F.col("r.band"))
-        & (F.col("l.key") == F.col("r.key"))
-        & (F.col("l.node") < F.col("r.node"))
+    buckets = (
+        index.groupBy("band", "key")
+        .agg(F.array_sort(F.collect_set("node")).alias("members"))
+        .filter(F.size("members") > 1)
     )
-    pairs = left.join(right, same_bucket).select(
-        F.col("l.node").alias("src"), F.col("r.node").alias("dst")
+    return (
+        buckets.select(
+            F.col("members")[0].alias("src"),
+            F.explode(F.slice("members", 2, F.size("members") - 1)).alias("dst"),
+        )
+        .distinct()
     )
-    return pairs.distinct()
 
 
 def connected_components(edges: DataFrame, max_iterations: int = 50) -> DataFrame:
     """(node, component) for every node on an edge; component = the smallest node in it."""
     both = edges.select("src", "dst").union(edges.select(F.col("dst").alias("src"), "src"))
     both = both.localCheckpoint()
-    labels = both.select(F.col("src").alias("node")).distinct()
-    labels = labels.withColumn("component", F.col("node")).localCheckpoint()
+    labels = both.groupBy(F.col("src").alias("node")).agg(F.min("dst").alias("component"))
+    labels = labels.select(
+        "node", F.least("node", "component").alias("component")
+    ).localCheckpoint()
     for _ in range(max_iterations):
+        # Each node offers its label to its neighbours; `before` keeps its own label to compare.
         offers = both.join(labels, both.src == labels.node).select(
-            F.col("dst").alias("node"), F.col("component")
+            F.col("dst").alias("node"), "component", F.lit(None).cast("string").alias("before")
         )
+        own = labels.select("node", "component", F.col("component").alias("before"))
         updated = (
-            labels.union(offers).groupBy("node").agg(F.min("component").alias("component"))
-        ).localCheckpoint()
-        changed = (
-            updated.alias("u")
-            .join(labels.alias("o"), "node")
-            .filter(F.col("u.component") != F.col("o.component"))
-            .count()
+            own.union(offers)
+            .groupBy("node")
+            .agg(F.min("component").alias("component"), F.max("before").alias("before"))
+            .localCheckpoint()
         )
-        labels = updated
-        if changed == 0:
+        labels = updated.select("node", "component")
+        if updated.filter(F.col("component") != F.col("before")).isEmpty():
             return labels
     raise RuntimeError(
         f"connected components did not converge in {max_iterations} rounds: some near-duplicate "

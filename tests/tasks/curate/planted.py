@@ -1,8 +1,9 @@
 """A planted near-duplicate set from real text: book passages plus copies edited to known Jaccard.
 
 Used by the quality test and bench/dedup.py. Each copy replaces a random share of its source's
-words; its true Jaccard similarity (over the same word 5-gram shingles MinHash uses) is
-computed exactly, so results can be scored per similarity band.
+words; its true Jaccard similarity over the same word 5-gram shingles MinHash uses (as their
+32-bit hashes; collisions are negligible) is computed exactly, so results can be scored per
+similarity band.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import random
 import re
 from pathlib import Path
 
-from tasks.curate.minhash import shingles
+from tasks.curate.minhash import shingle_hashes
 
 BOOKS = ("pg1342.txt", "pg1661.txt", "11-0.txt")
 START = re.compile(r"\*\*\* ?START OF (THE|THIS) PROJECT GUTENBERG[^\n]*\n")
@@ -36,7 +37,7 @@ def book_passages(books_dir: Path, min_words: int = 120, max_words: int = 300) -
 
 def jaccard(a: str, b: str, ngram: int = 5) -> float:
     """Exact Jaccard similarity of two texts' word n-gram shingle sets."""
-    sa, sb = shingles(a, ngram), shingles(b, ngram)
+    sa, sb = set(shingle_hashes(a, ngram).tolist()), set(shingle_hashes(b, ngram).tolist())
     return len(sa & sb) / max(len(sa | sb), 1)
 
 

@@ -114,7 +114,7 @@ def test_texts_are_rewritten_by_the_filters(curated):
 
 def test_later_crawl_drops_near_copies_of_earlier_kept_documents(curated, tmp_path):
     spark, first, config = curated
-    docs_uri = _docs(spark, tmp_path / "in", [story(1).replace("boats1", "ships1"), story(9)])
+    docs_uri = _docs(spark, tmp_path / "in", [story(1) + " and more1", story(9)])
     later = CurateConfig(filters=["length"], previous_output=first.path)
     stats = curate_documents(spark, docs_uri, later, tmp_path / "out")
     assert stats["dropped_near_duplicate_previous"] == 1 and stats["kept"] == 1
