@@ -1,4 +1,4 @@
-"""Books: Project Gutenberg-style `.txt` files from a folder, as document records.
+"""Books: Project Gutenberg-style `.txt` files from a folder or from URLs, as document records.
 
 The Project Gutenberg header (title, author, licence preamble) and footer (licence) are cut
 at the `*** START OF THE/THIS PROJECT GUTENBERG EBOOK ... ***` and `*** END OF ...` lines;
@@ -14,10 +14,16 @@ from pathlib import Path
 
 from pyspark.sql import SparkSession
 
+from tasks.config import CrawlConfig
+from tasks.crawl.fetch import host_partition, url_host
 from tasks.crawl.records import DOCUMENT_SCHEMA, document_id
+from tasks.crawl.sources import is_url, open_source, source_name
 
 START = re.compile(r"^[ \t]*\*{3} ?START OF (?:THE|THIS) PROJECT GUTENBERG E-?BOOK.*$", re.M | re.I)
 END = re.compile(r"^[ \t]*\*{3} ?END OF (?:THE|THIS) PROJECT GUTENBERG E-?BOOK.*$", re.M | re.I)
+# The older style puts the licence after the END marker in a block of its own; when the END
+# marker is missing, that block still ends the book.
+LICENCE = re.compile(r"^[ \t]*\*{3} ?START: FULL LICEN[CS]E \*{3}.*$", re.M | re.I)
 # Older books repeat the end in prose just above the END marker.
 END_PROSE = re.compile(r"\n[ \t]*End of (?:the )?Project Gutenberg.*\s*$", re.I)
 HEADER_FIELD = re.compile(r"^(Title|Author|Language):[ \t]*(.+?)[ \t]*$", re.M)
@@ -38,21 +44,38 @@ def parse_gutenberg(raw: str, fallback_title: str) -> tuple[str, dict[str, str]]
     number = EBOOK_NUMBER.search(header)
     if number:
         meta["gutenberg_id"] = number.group(1)
-    end = END.search(body)
+    end = END.search(body) or LICENCE.search(body)
     if end is not None:
         body = END_PROSE.sub("", body[: end.start()])
     return body.strip(), meta
+
+
+def book_row(raw: str, key: str, url: str, name: str, ingested_at: str) -> tuple:
+    """One book's text as a row in `DOCUMENT_SCHEMA` order (no language yet); `key` makes
+    its id, `name` is its file name."""
+    body, fields = parse_gutenberg(raw, fallback_title=Path(name).stem)
+    title = fields.pop("title")
+    meta = {"file": name, "chars": str(len(body)), **fields}
+    return (document_id(f"book:{key}"), url, "book", title, body, None, None, ingested_at, meta)
 
 
 def book_record(path: str, ingested_at: str) -> tuple:
     """Read one book file; return a row in `DOCUMENT_SCHEMA` order (no language yet)."""
     file = Path(path)
     raw = file.read_bytes().decode("utf-8", errors="replace")
-    body, fields = parse_gutenberg(raw, fallback_title=file.stem)
-    title = fields.pop("title")
-    meta = {"file": file.name, "chars": str(len(body)), **fields}
-    doc_id = document_id(f"book:{file.name}")
-    return (doc_id, file.resolve().as_uri(), "book", title, body, None, None, ingested_at, meta)
+    return book_row(raw, file.name, file.resolve().as_uri(), file.name, ingested_at)
+
+
+def book_url_record(url: str, config: CrawlConfig, ingested_at: str) -> tuple:
+    """Fetch one book URL with the crawler's fetcher; a row in `DOCUMENT_SCHEMA` order. A
+    failed fetch gives a row without text whose meta holds the 'fetch_error'."""
+    try:
+        with open_source(url, config) as stream:
+            raw = stream.read().decode("utf-8", errors="replace")
+    except OSError as err:
+        meta = {"file": source_name(url), "fetch_error": str(err)[:300]}
+        return (document_id(f"book:{url}"), url, "book", None, None, None, None, ingested_at, meta)
+    return book_row(raw, url, url, source_name(url), ingested_at)
 
 
 def ingest_books(spark: SparkSession, books_dir: str, out_dir: Path) -> int:
@@ -75,3 +98,24 @@ def ingest_books(spark: SparkSession, books_dir: str, out_dir: Path) -> int:
     )
     spark.createDataFrame(rows, DOCUMENT_SCHEMA).write.parquet(str(out_dir))
     return len(paths)
+
+
+def ingest_book_urls(spark: SparkSession, config: CrawlConfig, out_dir: Path) -> dict[str, int]:
+    """Append the books at `crawl.book_urls` to `out_dir` (one host's URLs share a Spark
+    task, fetched one at a time); return how many were fetched and how many failed."""
+    urls = sorted(set(config.book_urls))
+    if not urls:
+        return {}
+    if bad := [url for url in urls if not is_url(url)]:
+        raise ValueError(f"crawl.book_urls: {bad[0]!r} is not an http(s) URL")
+    ingested_at = datetime.now(UTC).isoformat(timespec="seconds")
+    partitions = max(1, min(config.partitions, len({url_host(u) for u in urls})))
+    rows = (
+        spark.sparkContext.parallelize([(url_host(u), u) for u in urls], partitions)
+        .partitionBy(partitions, host_partition)
+        .values()
+        .map(lambda url: book_url_record(url, config, ingested_at))
+    )
+    spark.createDataFrame(rows, DOCUMENT_SCHEMA).write.mode("append").parquet(str(out_dir))
+    failed = spark.read.parquet(str(out_dir)).where("meta['fetch_error'] IS NOT NULL").count()
+    return {"book_urls": len(urls), "book_url_errors": failed}

@@ -1,40 +1,61 @@
-"""Breadth-first crawl as a Spark job, one job per depth level, plus the books folder.
+"""Breadth-first crawl as a Spark job, one job per depth level, plus the other sources.
 
 Per level the driver holds only the frontier and the seen-set. The frontier goes into Spark
-partitioned by host; executors fetch pages and extract links (`fetch.fetch_partition`); the
-level's pages are appended to `out_dir/pages` and only the discovered links come back to the
-driver to make the next level. With no `crawl.seeds`, the embedded pydoc site is generated,
-served on 127.0.0.1 for the duration of the crawl, and crawled from its front page; the
-driver serves it, so it suits local mode (on a cluster, give `crawl.seeds`).
+partitioned by host (joined with the previous crawl's validators on a re-crawl); executors
+fetch pages and extract links (`worker.fetch_partition`); the level's pages are appended to
+`out_dir/pages` and only the discovered links come back to the driver to make the next
+level. Every URL met ends as one row: fetched, or with the reason it was not ('budget:
+max_depth', 'scope: ...'). With no `crawl.seeds` and no `crawl.sitemaps`, the embedded pydoc
+site is generated, served on 127.0.0.1 (which is then allowed) for the duration of the crawl,
+and crawled from its front page; the driver serves it, so it suits local mode.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import tempfile
 import time
 from collections import Counter
+from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 from typing import Any
 
 from pyspark import StorageLevel
-from pyspark.sql import SparkSession
+from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from tasks.config import CrawlConfig
 from tasks.crawl.books import ingest_books
-from tasks.crawl.fetch import fetch_partition, host_partition, normalise_url, url_host
+from tasks.crawl.frontier import Frontier
+from tasks.crawl.links import host_partition, normalise_url, url_host
+from tasks.crawl.other_sources import ingest_other_sources
 from tasks.crawl.pydoc_site import generate_site, serve_site
 from tasks.crawl.records import FETCHED_SCHEMA
+from tasks.crawl.scope import Scope, crawl_scope
+from tasks.crawl.sitemap import sitemap_urls
+from tasks.crawl.worker import fetch_partition, skipped_row
+
+OK_OUTCOMES = ("ok", "not_modified")
+PREVIOUS = ["status", "html", "content_type", "etag", "last_modified"]
+FRONTIER_SCHEMA = "url string, " + ", ".join(
+    f"prev_{c} {'int' if c == 'status' else 'string'}" for c in PREVIOUS
+)
 
 
-def crawl(spark: SparkSession, config: CrawlConfig, out_dir: Path) -> dict[str, Any]:
-    """Crawl the seeds (default: the embedded pydoc site) into `out_dir/pages`, ingest
-    `books_dir` into `out_dir/books`; return the counts."""
+def crawl(
+    spark: SparkSession,
+    config: CrawlConfig,
+    out_dir: Path,
+    on_progress: Callable[[int, int], None] | None = None,
+) -> dict[str, Any]:
+    """Crawl the seeds and sitemaps (default: the embedded pydoc site) into `out_dir/pages`,
+    ingest books and the other sources; return the counts. `on_progress(pages fetched,
+    max_pages)` is called after each level."""
     out_dir.mkdir(parents=True, exist_ok=True)
     stats: dict[str, Any] = {}
-    if config.seeds:
-        stats.update(crawl_web(spark, config.seeds, config, out_dir / "pages"))
+    if config.seeds or config.sitemaps:
+        stats.update(crawl_web(spark, config.seeds, config, out_dir / "pages", on_progress))
     else:
         with tempfile.TemporaryDirectory(prefix="lmforge-pydoc-site-") as folder:
             started = time.monotonic()
@@ -44,85 +65,142 @@ def crawl(spark: SparkSession, config: CrawlConfig, out_dir: Path) -> dict[str, 
                 "modules_skipped": len(manifest["skipped"]),
                 "render_s": round(time.monotonic() - started, 2),
             }
+            local = dataclasses.replace(
+                config, allow_private_hosts=[*config.allow_private_hosts, "127.0.0.1"]
+            )
             with serve_site(Path(folder)) as front_page:
-                stats.update(crawl_web(spark, [front_page], config, out_dir / "pages"))
+                stats.update(crawl_web(spark, [front_page], local, out_dir / "pages", on_progress))
     stats["books"] = ingest_books(spark, config.books_dir, out_dir / "books")
+    stats.update(ingest_other_sources(spark, config, out_dir))
     return stats
 
 
 def crawl_web(
-    spark: SparkSession, seeds: list[str], config: CrawlConfig, pages_dir: Path
+    spark: SparkSession,
+    seeds: list[str],
+    config: CrawlConfig,
+    pages_dir: Path,
+    on_progress: Callable[[int, int], None] | None = None,
 ) -> dict[str, Any]:
-    """Breadth-first from `seeds` up to `max_depth` hops and `max_pages` fetches; each URL is
-    fetched once. Allowed hosts: `crawl.allowed_hosts`, or the seeds' hosts when it is empty."""
-    if config.max_pages < 1 or config.max_depth < 0:
+    """Breadth-first from `seeds` and `crawl.sitemaps` within the crawl's limits and time
+    budget; each URL is fetched once. Returns counts by outcome."""
+    if config.max_pages < 1 or config.max_depth < 0 or config.time_budget_s <= 0:
         raise ValueError(
-            f"crawl.max_pages must be >= 1 and crawl.max_depth >= 0, "
-            f"got {config.max_pages} and {config.max_depth}"
+            "crawl.max_pages must be >= 1, crawl.max_depth >= 0 and crawl.time_budget_s > 0, "
+            f"got {config.max_pages}, {config.max_depth} and {config.time_budget_s}"
         )
-    frontier = sorted({_checked_seed(seed) for seed in seeds})
-    allowed = frozenset(h.lower() for h in config.allowed_hosts) or frozenset(
-        url_host(u) for u in frontier
-    )
-    seen: set[str] = set()
-    totals: Counter[str] = Counter()
-    errors: Counter[str] = Counter()
+    started = time.time()
+    deadline = started + config.time_budget_s
+    level = sorted({_checked_seed(seed) for seed in seeds})
+    stats: dict[str, Any] = {}
+    if config.sitemaps:
+        listed, stats["sitemaps"] = sitemap_urls(config.sitemaps, config, deadline)
+        level = sorted({*level, *listed})
+    scope = crawl_scope(config, level)
+    previous = previous_pages(spark, config.previous_output)
+    frontier = Frontier(config, scope)
+    refused: list[tuple] = []
+    outcomes: Counter[str] = Counter()
+    totals: Counter[str] = Counter()  # bytes, truncated
     depth_reached = 0
     for depth in range(config.max_depth + 1):
-        frontier = frontier[: config.max_pages - totals["pages_fetched"]]
-        if not frontier:
+        if time.time() >= deadline:
+            refused += [skipped_row(u, depth, r) for u, r in frontier.refuse(level, "budget: time")]
+            level = []
             break
-        seen.update(frontier)
-        links = fetch_level(spark, frontier, depth, config, allowed, pages_dir, totals, errors)
+        admitted, turned_away = frontier.admit(level)
+        refused += [skipped_row(url, depth, reason) for url, reason in turned_away]
+        if not admitted:
+            level = []
+            break
+        level = fetch_level(
+            spark, admitted, depth, config, scope, previous, deadline, pages_dir, outcomes, totals
+        )
         depth_reached = depth
-        frontier = sorted(set(links) - seen)
+        if on_progress is not None:
+            on_progress(frontier.admitted, config.max_pages)
+    leftover = "budget: time" if time.time() >= deadline else "budget: max_depth"
+    refused += [skipped_row(u, depth_reached + 1, r) for u, r in frontier.refuse(level, leftover)]
+    rows = spark.createDataFrame(refused, FETCHED_SCHEMA).drop("links")
+    rows.write.mode("append").parquet(str(pages_dir))
+    outcomes.update(row[FETCHED_SCHEMA.names.index("outcome")] for row in refused)
     return {
-        "pages_fetched": totals["pages_fetched"],
-        "pages_ok": totals["pages_ok"],
+        **stats,
+        "urls": outcomes.total(),
+        "pages_fetched": frontier.admitted,
+        "pages_ok": outcomes["ok"] + outcomes["not_modified"],
+        "not_modified": outcomes["not_modified"],
         "bytes": totals["bytes"],
-        "errors": dict(sorted(errors.items())),
+        "truncated": totals["truncated"],
+        "errors": dict(sorted((k, n) for k, n in outcomes.items() if k not in OK_OUTCOMES)),
         "depth_reached": depth_reached,
-        "allowed_hosts": sorted(allowed),
+        "allowed_hosts": sorted(scope.domains),
+        "crawl_s": round(time.time() - started, 2),
     }
+
+
+def previous_pages(spark: SparkSession, previous_output: str) -> DataFrame | None:
+    """The previous crawl's usable pages with their validators, columns `prev_*`; None when
+    no previous crawl is configured."""
+    if not previous_output:
+        return None
+    folder = Path(previous_output) / "pages"
+    if not folder.is_dir():
+        raise ValueError(
+            f"crawl.previous_output: {folder} does not exist; give an earlier crawl step "
+            "folder (<work_dir>/crawl/<fingerprint>) or '' for none"
+        )
+    pages = spark.read.parquet(str(folder))
+    missing = {"etag", "last_modified"} - set(pages.columns)
+    if missing:
+        raise ValueError(f"crawl.previous_output: {folder} lacks {sorted(missing)}; re-crawl it")
+    usable = pages.where("html IS NOT NULL AND status BETWEEN 200 AND 299")
+    return usable.select("url", *[F.col(c).alias(f"prev_{c}") for c in PREVIOUS]).dropDuplicates(
+        ["url"]
+    )
 
 
 def fetch_level(
     spark: SparkSession,
-    frontier: list[str],
+    urls: list[str],
     depth: int,
     config: CrawlConfig,
-    allowed: frozenset[str],
+    scope: Scope,
+    previous: DataFrame | None,
+    deadline: float,
     pages_dir: Path,
+    outcomes: Counter[str],
     totals: Counter[str],
-    errors: Counter[str],
 ) -> list[str]:
-    """Fetch one BFS level in Spark, append its pages to `pages_dir`, add to `totals` and
-    `errors`; return the links found (the only data that comes back to the driver)."""
-    hosts = {url_host(url) for url in frontier}
-    partitions = max(1, min(config.partitions, len(hosts)))
+    """Fetch one BFS level in Spark, append its pages to `pages_dir`, add to `outcomes` and
+    `totals` (bytes, truncated); return the links found, the only data back to the driver."""
+    frontier = spark.createDataFrame([(u, *[None] * len(PREVIOUS)) for u in urls], FRONTIER_SCHEMA)
+    if previous is not None:
+        frontier = frontier.select("url").join(previous, "url", "left")
+    partitions = max(1, min(config.partitions, len({url_host(u) for u in urls})))
+    fetch = partial(fetch_partition, depth=depth, config=config, in_scope=scope, deadline=deadline)
     fetched = (
-        spark.sparkContext.parallelize([(url_host(u), (u, depth)) for u in frontier], partitions)
+        frontier.rdd.map(lambda row: (url_host(row["url"]), row))
         .partitionBy(partitions, host_partition)
         .values()
-        .mapPartitions(partial(fetch_partition, config=config, allowed_hosts=allowed))
+        .mapPartitions(fetch)
     )
     # Disk-backed, so the write and the summary below never fetch a URL a second time.
     level = spark.createDataFrame(fetched, FETCHED_SCHEMA).persist(StorageLevel.MEMORY_AND_DISK)
     try:
         level.drop("links").write.mode("append").parquet(str(pages_dir))
-        ok = F.col("error").isNull() & F.col("status").between(200, 299)
-        summary = level.agg(
-            F.count("*").alias("pages_fetched"),
-            F.sum(ok.cast("long")).alias("pages_ok"),
+        counts = level.groupBy("outcome").agg(
+            F.count("*").alias("n"),
             F.sum("bytes").alias("bytes"),
-            F.collect_list(F.split("error", ":").getItem(0)).alias("error_kinds"),
-            F.array_distinct(F.flatten(F.collect_list("links"))).alias("links"),
-        ).first()
+            F.sum(F.col("truncated").cast("long")).alias("truncated"),
+        )
+        for row in counts.collect():
+            outcomes[row["outcome"]] += row["n"]
+            totals.update(bytes=row["bytes"], truncated=row["truncated"])
+        links = level.select(F.explode("links").alias("link")).distinct().collect()
     finally:
         level.unpersist()
-    totals.update({key: summary[key] for key in ("pages_fetched", "pages_ok", "bytes")})
-    errors.update(summary["error_kinds"])
-    return list(summary["links"])
+    return sorted(row["link"] for row in links)
 
 
 def _checked_seed(seed: str) -> str:

@@ -10,6 +10,7 @@ import hashlib
 
 from pyspark.sql.types import (
     ArrayType,
+    BooleanType,
     DoubleType,
     IntegerType,
     LongType,
@@ -36,10 +37,20 @@ PAGE_SCHEMA = StructType(
     ]
 )
 
-# A page as it leaves the executor: the page record plus the links found in it. Only the
-# links go back to the driver; the page columns go to Parquet.
+# A page as it leaves the executor: the page record, the crawler's accounting (`outcome`:
+# 'ok', 'not_modified' or the error's kind; the redirect target; the validators a re-crawl
+# sends; whether the body was cut at crawl.max_bytes) and the links found in it. Only the
+# links go back to the driver; the other columns go to Parquet.
 FETCHED_SCHEMA = StructType(
-    PAGE_SCHEMA.fields + [StructField("links", ArrayType(StringType(), False), False)]
+    PAGE_SCHEMA.fields
+    + [
+        StructField("outcome", StringType(), False),
+        StructField("final_url", StringType(), True),
+        StructField("etag", StringType(), True),
+        StructField("last_modified", StringType(), True),
+        StructField("truncated", BooleanType(), False),
+        StructField("links", ArrayType(StringType(), False), False),
+    ]
 )
 
 DOCUMENT_SCHEMA = StructType(

@@ -1,25 +1,93 @@
-"""Prefect entry point of the crawl step (pages over HTTP, plus books from a folder)."""
+"""Prefect entry point of the crawl step (pages over HTTP, plus books from a folder).
+
+The only step that talks to the outside world, so the only one Prefect retries.
+"""
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Any
+
 from prefect import task
+from prefect.artifacts import create_progress_artifact, update_progress_artifact
 from prefect.cache_policies import NO_CACHE
+from prefect.states import State
+from pyspark.sql import SparkSession
 
 from tasks.common.spark import spark_session
 from tasks.common.step import StepResult, run_step
-from tasks.config import LmforgeConfig
+from tasks.common.task import finished, publish_step
+from tasks.config import CrawlConfig, LmforgeConfig
 from tasks.crawl.crawler import crawl
 
 
-@task(name="crawl", cache_policy=NO_CACHE)
-def crawl_step(config: LmforgeConfig) -> StepResult:
-    """Crawl the configured seeds (default: the embedded pydoc site) into `<work_dir>/crawl/`."""
+def crawl_rows(stats: dict[str, Any]) -> list[dict[str, Any]]:
+    """The crawl's funnel: pages fetched, answered 2xx, and failed by error kind."""
+    rows = [
+        {"stage": "fetched", "documents": stats.get("pages_fetched", 0), "reason": ""},
+        {"stage": "ok (2xx)", "documents": stats.get("pages_ok", 0), "reason": ""},
+    ]
+    for kind, count in stats.get("errors", {}).items():
+        rows.append({"stage": "error", "documents": count, "reason": kind})
+    if isinstance(stats.get("books"), int):
+        rows.append({"stage": "books", "documents": stats["books"], "reason": ""})
+    return rows
+
+
+def crawl_with_progress(spark: SparkSession, config: CrawlConfig, out: Path) -> dict[str, Any]:
+    """Run the crawl, moving the `crawl-progress` artifact (pages fetched, percent of
+    `crawl.max_pages`) after each level and to 100 when done."""
+    artifact_id = create_progress_artifact(
+        0.0, key="crawl-progress", description="pages fetched, percent of crawl.max_pages"
+    )
+
+    def on_progress(fetched: int, max_pages: int) -> None:
+        update_progress_artifact(artifact_id, min(100.0, 100.0 * fetched / max(max_pages, 1)))
+
+    stats = crawl(spark, config, out, on_progress)
+    update_progress_artifact(artifact_id, 100.0)
+    return stats
+
+
+def network_failure(task: Any, task_run: Any, state: State) -> bool:
+    """Retry the crawl only after a network error (connection, timeout, HTTP transfer), never
+    after a mistake in the configuration or on disk."""
+    error = state.result(raise_on_failure=False)
+    on_disk = FileNotFoundError | FileExistsError | PermissionError | IsADirectoryError
+    return isinstance(error, OSError) and not isinstance(error, on_disk | NotADirectoryError)
+
+
+@task(
+    name="crawl",
+    cache_policy=NO_CACHE,
+    retries=2,
+    retry_delay_seconds=30,
+    retry_condition_fn=network_failure,
+    timeout_seconds=6 * 3600,
+)
+def crawl_step(config: LmforgeConfig, snapshot: str = "") -> State:
+    """Crawl the configured seeds (default: the embedded pydoc site) into `<work_dir>/crawl/`.
+    A `snapshot` label (e.g. the ISO week) makes a new crawl of the same seeds."""
     spark = spark_session(config.spark)
-    return run_step(
+    settings: dict[str, Any] = {"crawl": config.to_dict()["crawl"]}
+    if snapshot:
+        settings["snapshot"] = snapshot
+    result: StepResult = run_step(
         config.run.work_dir,
         "crawl",
-        {"crawl": config.to_dict()["crawl"]},
+        settings,
         [],
         ["tasks/crawl"],
-        lambda out: crawl(spark, config.crawl, out),
+        lambda out: crawl_with_progress(spark, config.crawl, out),
     )
+    stats = result.stats
+    numbers = {
+        "pages fetched": stats.get("pages_fetched", 0),
+        "pages ok": stats.get("pages_ok", 0),
+        "bytes": stats.get("bytes", 0),
+        "depth reached": stats.get("depth_reached", 0),
+        "books": stats.get("books", 0),
+        "seconds": stats.get("seconds", 0.0),
+    }
+    publish_step(result, "Crawl", crawl_rows(stats), numbers)
+    return finished(result)

@@ -1,23 +1,27 @@
-"""The extract step: crawled pages and books to document records, in Spark.
+"""The extract step: crawled pages, WARC/WET records, books and dumps to documents, in Spark.
 
-Each fetched page becomes a document (trafilatura main text, py3langid language) or a reject
-with its `drop_reason`: 'fetch_error' (network error or non-2xx status), 'not_html',
-'extraction_error' (the extractor failed), 'extraction_empty' (no main text found),
-'too_short' (< `extract.min_chars`). Books are
-language-identified and length-checked the same way. Every input is accounted for:
-kept (`docs/`) + dropped (`dropped/`) = pages + books.
+Each fetched page or WARC response becomes a document (trafilatura main text, py3langid
+language; a text/plain page is its own text) or a reject with its `drop_reason`:
+'fetch_error' (network error or non-2xx status), 'not_html' (another content type),
+'extraction_error' (the extractor failed), 'extraction_timeout' (longer than
+`extract.time_limit_s`), 'extraction_empty' (no main text found), 'too_short'
+(< `extract.min_chars`), 'lang_not_allowed' / 'lang_score_low' (`extract.allowed_langs`,
+`extract.min_lang_score`). WET records, books and dumps are language-identified and
+length-checked the same way. Every input is accounted for: kept (`docs/`) + dropped
+(`dropped/`) = the records of every crawl output folder.
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from functools import partial
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
 from pyspark import StorageLevel
-from pyspark.sql import DataFrame, Row, SparkSession
+from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.types import StringType, StructField, StructType
 
@@ -25,14 +29,23 @@ from tasks.config import ExtractConfig
 from tasks.crawl.fetch import HTML_TYPES
 from tasks.crawl.records import DOCUMENT_SCHEMA, document_id
 from tasks.extract.main_text import identify_language, main_text
+from tasks.extract.time_limit import TimeLimitExceeded, call_with_time_limit
 
-# A document record plus why it was dropped (null when kept).
+TEXT_PAGE_TYPES = HTML_TYPES | {"text/plain"}
+# A document record plus why it was dropped (null when kept), in Spark and Arrow terms.
 JUDGED_SCHEMA = StructType(
     DOCUMENT_SCHEMA.fields + [StructField("drop_reason", StringType(), True)]
 )
+JUDGED_NAMES = JUDGED_SCHEMA.names
+Record = Mapping[str, Any]  # one input record: a dict from Arrow (tests may pass a Row)
+JUDGED_ARROW = pa.schema(
+    [(name, pa.string()) for name in JUDGED_NAMES[:5]]
+    + [("lang", pa.string()), ("lang_score", pa.float64()), ("fetched_at", pa.string())]
+    + [("meta", pa.map_(pa.string(), pa.string())), ("drop_reason", pa.string())]
+)
 
 
-def page_meta(page: Row) -> dict[str, str]:
+def page_meta(page: Record) -> dict[str, str]:
     """Crawl facts worth keeping with the document, as strings."""
     facts = {
         "host": page["host"],
@@ -44,39 +57,56 @@ def page_meta(page: Row) -> dict[str, str]:
     return {key: str(value) for key, value in facts.items() if value is not None}
 
 
-def page_drop_reason(page: Row) -> str | None:
+def page_drop_reason(page: Record) -> str | None:
     """Why a page cannot yield text before extraction is tried, or None."""
     status = page["status"]
     if page["error"] is not None or status is None or not 200 <= status < 300:
         return "fetch_error"
-    if page["html"] is None or (page["content_type"] or "text/html") not in HTML_TYPES:
+    if page["html"] is None or (page["content_type"] or "text/html") not in TEXT_PAGE_TYPES:
         return "not_html"
     return None
 
 
 def judge_text(text: str, config: ExtractConfig) -> tuple[str | None, float | None, str | None]:
-    """(lang, lang_score, drop_reason) of a text: 'too_short' below `min_chars`."""
+    """(lang, lang_score, drop_reason) of a text: 'too_short' below `min_chars`,
+    'lang_not_allowed' outside `allowed_langs`, 'lang_score_low' below `min_lang_score`."""
     if len(text.strip()) < config.min_chars:
         return None, None, "too_short"
     lang, score = identify_language(text)
+    if config.allowed_langs and lang not in config.allowed_langs:
+        return lang, score, "lang_not_allowed"
+    if score < config.min_lang_score:
+        return lang, score, "lang_score_low"
     return lang, score, None
 
 
-def page_text(page: Row, config: ExtractConfig, meta: dict[str, str]) -> tuple:
-    """(title, text, drop_reason) of a page; an extractor failure is noted in `meta`."""
+def page_text(page: Record, config: ExtractConfig, meta: dict[str, str]) -> tuple:
+    """(title, text, drop_reason) of a page; extractor failures and metadata go to `meta`.
+    A plain-text page is its own text."""
     reason = page_drop_reason(page)
     if reason is not None:
         return None, None, reason
+    if page["content_type"] == "text/plain":
+        return None, page["html"].strip(), None
     try:
-        title, text = main_text(page["html"], page["url"], config)
+        found = call_with_time_limit(
+            config.time_limit_s, main_text, page["html"], page["url"], config
+        )
+    except TimeLimitExceeded as err:
+        meta["extraction_error"] = f"timeout: {err}"
+        return None, None, "extraction_timeout"
     except Exception as err:  # one page that breaks the extractor must not stop the job
         meta["extraction_error"] = f"{type(err).__name__}: {err}"[:300]
         return None, None, "extraction_error"
-    return title, text, None if text else "extraction_empty"
+    if found.date:
+        meta["date"] = found.date
+    if found.url and found.url != page["url"]:
+        meta["canonical_url"] = found.url
+    return found.title, found.text, None if found.text else "extraction_empty"
 
 
-def judge_pages(pages: Iterable[Row], config: ExtractConfig) -> Iterator[tuple]:
-    """Pages to rows in `JUDGED_SCHEMA` order, one per page."""
+def judge_pages(pages: Iterable[Record], config: ExtractConfig) -> Iterator[tuple]:
+    """Crawled pages to rows in `JUDGED_SCHEMA` order, one per page."""
     for page in pages:
         url, meta = page["url"], page_meta(page)
         title, text, reason = page_text(page, config, meta)
@@ -87,13 +117,59 @@ def judge_pages(pages: Iterable[Row], config: ExtractConfig) -> Iterator[tuple]:
         yield (*doc, reason)
 
 
-def judge_books(books: Iterable[Row], config: ExtractConfig) -> Iterator[tuple]:
-    """Book records to rows in `JUDGED_SCHEMA` order, with language and length checked."""
-    for book in books:
-        record = book.asDict()
-        lang, score, reason = judge_text(record["text"] or "", config)
+def judge_warc(records: Iterable[Record], config: ExtractConfig) -> Iterator[tuple]:
+    """WARC/WET records (`WARC_SCHEMA`) to rows in `JUDGED_SCHEMA` order: a WARC response's
+    HTML is extracted like a crawled page, a WET record's text is taken as it is."""
+    for record in records:
+        meta = dict(record["meta"] or {})
+        if record["source"] == "wet":
+            title, text, reason = None, record["text"] or "", None
+        else:
+            title, text, reason = page_text(record, config, meta)
+        lang, score = None, None
+        if reason is None:
+            lang, score, reason = judge_text(text, config)
+        doc = (record["id"], record["url"], record["source"], title, text, lang, score)
+        yield (*doc, record["fetched_at"], meta, reason)
+
+
+def judge_documents(documents: Iterable[Record], config: ExtractConfig) -> Iterator[tuple]:
+    """Document records (books, dumps) to rows in `JUDGED_SCHEMA` order, with language and
+    length checked."""
+    for document in documents:
+        record = dict(document)
+        if (record["meta"] or {}).get("fetch_error"):  # a book URL that could not be fetched
+            lang, score, reason = None, None, "fetch_error"
+        else:
+            lang, score, reason = judge_text(record["text"] or "", config)
         record.update(lang=lang, lang_score=score, drop_reason=reason)
         yield tuple(record[field.name] for field in JUDGED_SCHEMA.fields)
+
+
+def judged_batches(
+    batches: Iterable[pa.RecordBatch], judge: Callable, config: ExtractConfig
+) -> Iterator[pa.RecordBatch]:
+    """`judge` applied to Arrow batches of input records (`mapInArrow`): records arrive as
+    dicts (map columns as dicts) and leave as `JUDGED_SCHEMA` batches."""
+    for batch in batches:
+        records = batch.to_pylist()
+        for record in records:
+            if record.get("meta") is not None:
+                record["meta"] = dict(record["meta"])
+        rows = [dict(zip(JUDGED_NAMES, row, strict=True)) for row in judge(records, config)]
+        yield pa.RecordBatch.from_pylist(rows, schema=JUDGED_ARROW)
+
+
+ARROW_BATCH = "spark.sql.execution.arrow.maxRecordsPerBatch"
+BATCH_RECORDS = 200  # records per Arrow batch handed to a Python worker (~20 MB of pages)
+
+# Crawl output folders and how their records are judged.
+JUDGES = {
+    "pages": judge_pages,
+    "warc": judge_warc,
+    "books": judge_documents,
+    "dumps": judge_documents,
+}
 
 
 def extract_documents(
@@ -101,30 +177,29 @@ def extract_documents(
 ) -> dict[str, Any]:
     """Write `out_dir/docs` (kept documents, books included) and `out_dir/dropped` (with
     `drop_reason`) from the crawl output in `crawl_dir`; return the counts."""
-    pages_dir, books_dir = crawl_dir / "pages", crawl_dir / "books"
-    if not pages_dir.is_dir() and not books_dir.is_dir():
+    folders = [name for name in JUDGES if (crawl_dir / name).is_dir()]
+    if not folders:
         raise FileNotFoundError(
-            f"extract: {crawl_dir} has neither pages/ nor books/; run the crawl step first"
+            f"extract: {crawl_dir} has none of {', '.join(JUDGES)}/; run the crawl step first"
         )
     judged: list[DataFrame] = []
-    counts = {"input_pages": 0, "input_books": 0}
-    if pages_dir.is_dir():
-        pages = spark.read.parquet(str(pages_dir))
-        counts["input_pages"] = pages.count()
-        # Spread pages out: a crawl level of one host arrives as one partition.
-        pages = pages.repartition(max(1, config.partitions))
-        rows = pages.rdd.mapPartitions(partial(judge_pages, config=config))
-        judged.append(spark.createDataFrame(rows, JUDGED_SCHEMA))
-    if books_dir.is_dir():
-        books = spark.read.parquet(str(books_dir))
-        counts["input_books"] = books.count()
-        rows = books.rdd.mapPartitions(partial(judge_books, config=config))
-        judged.append(spark.createDataFrame(rows, JUDGED_SCHEMA))
+    counts = {f"input_{name}": 0 for name in JUDGES}
+    for name in folders:
+        records = spark.read.parquet(str(crawl_dir / name))
+        counts[f"input_{name}"] = records.count()
+        # Spread records out: a crawl level of one host arrives as one partition.
+        records = records.repartition(max(1, config.partitions))
+        # Arrow batches both ways: no per-row pickling and schema checks between JVM and Python.
+        judge = partial(judged_batches, judge=JUDGES[name], config=config)
+        judged.append(records.mapInArrow(judge, JUDGED_SCHEMA))
     everything = judged[0]
     for frame in judged[1:]:
         everything = everything.unionByName(frame)
     # Disk-backed so the two writes and the tally run trafilatura once per page.
     everything = everything.persist(StorageLevel.MEMORY_AND_DISK)
+    # Arrow's default batch is 10,000 records: of HTML pages, gigabytes in one Python worker.
+    batch_rows = spark.conf.get(ARROW_BATCH, None)
+    spark.conf.set(ARROW_BATCH, str(BATCH_RECORDS))
     try:
         kept = everything.where(F.col("drop_reason").isNull()).drop("drop_reason")
         kept.orderBy("id").write.parquet(str(out_dir / "docs"))
@@ -133,6 +208,10 @@ def extract_documents(
         outcomes = everything.groupBy("drop_reason", "lang").count().collect()
     finally:
         everything.unpersist()
+        if batch_rows is None:
+            spark.conf.unset(ARROW_BATCH)
+        else:
+            spark.conf.set(ARROW_BATCH, batch_rows)
     langs, reasons = Counter(), Counter()
     for row in outcomes:
         if row["drop_reason"] is None:
@@ -142,6 +221,6 @@ def extract_documents(
     n_kept = sum(langs.values())
     stats: dict[str, Any] = {**counts, "kept": n_kept, "langs": dict(sorted(langs.items()))}
     stats.update({f"dropped_{reason}": n for reason, n in sorted(reasons.items())})
-    if n_kept + sum(reasons.values()) != counts["input_pages"] + counts["input_books"]:
+    if n_kept + sum(reasons.values()) != sum(counts.values()):
         raise RuntimeError(f"extract lost documents: {stats}")
     return stats

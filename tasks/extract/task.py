@@ -6,18 +6,20 @@ from pathlib import Path
 
 from prefect import task
 from prefect.cache_policies import NO_CACHE
+from prefect.states import State
 
 from tasks.common.spark import spark_session
 from tasks.common.step import StepResult, run_step
+from tasks.common.task import finished, funnel_rows, publish_step
 from tasks.config import LmforgeConfig
 from tasks.extract.extract import extract_documents
 
 
-@task(name="extract", cache_policy=NO_CACHE)
-def extract_step(config: LmforgeConfig, crawled: StepResult) -> StepResult:
+@task(name="extract", cache_policy=NO_CACHE, timeout_seconds=6 * 3600)
+def extract_step(config: LmforgeConfig, crawled: StepResult) -> State:
     """Turn crawled pages and books into document records in `<work_dir>/extract/`."""
     spark = spark_session(config.spark)
-    return run_step(
+    result = run_step(
         config.run.work_dir,
         "extract",
         {"extract": config.to_dict()["extract"]},
@@ -25,3 +27,13 @@ def extract_step(config: LmforgeConfig, crawled: StepResult) -> StepResult:
         ["tasks/extract"],
         lambda out: extract_documents(spark, Path(crawled.path), config.extract, out),
     )
+    stats = result.stats
+    dropped = sum(v for k, v in stats.items() if k.startswith("dropped_"))
+    inputs = {k: v for k, v in stats.items() if k.startswith("input_")}
+    rows = [{"stage": k, "documents": v, "removed": "", "reason": ""} for k, v in inputs.items()]
+    rows.append({"stage": "kept", "documents": stats.get("kept", 0), "removed": "", "reason": ""})
+    numbers = {"records in": sum(inputs.values()), "documents kept": stats.get("kept", 0)}
+    numbers["records dropped"] = dropped
+    numbers |= {f"language {lang}": n for lang, n in stats.get("langs", {}).items()}
+    publish_step(result, "Extract", rows + funnel_rows(stats), numbers)
+    return finished(result)

@@ -1,10 +1,183 @@
-"""Fixtures for the crawl tests."""
+"""Fixtures for the crawl tests: a free port, and a misbehaving HTTP server on 127.0.0.1."""
 
 from __future__ import annotations
 
+import gzip
 import socket
+import struct
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
+
+from tasks.config import CrawlConfig
+
+BIG_BYTES = 50_000_000
+# 40 MB of zeros, about 40 KB gzipped: decoded in full it would be 40x the test's size cap.
+BOMB = gzip.compress(b"\0" * 40_000_000, compresslevel=9)
+LATIN_TEXT = (
+    "Ça coûte très cher, déjà été. Les élèves français ont reçu leurs résultats "
+    "après la rentrée ; où sont les cahiers ? Noël à la maison, c'est déjà ça."
+)
+SITEMAP_NS = "http://www.sitemaps.org/schemas/sitemap/0.9"
+LISTED = ["/ok.html", "/etag.html", "/latin.html"]  # the pages /sitemap.xml.gz lists
+FAULTS = {
+    "/ok.html": "a page",
+    "/slow.html": "headers come after 3 s",
+    "/drip.html": "the body drips a byte per 0.1 s",
+    "/500.html": "always 500",
+    "/flaky.html": "503 once, then 200",
+    "/429.html": "429 with Retry-After: 1 once, then 200",
+    "/429-always.html": "429 with Retry-After: 3600",
+    "/reset.html": "connection reset",
+    "/loop-a.html": "redirects to loop-b, which redirects back",
+    "/endless/0": "redirects to /endless/<n+1> forever",
+    "/big.html": "a 50 MB body",
+    "/bomb.html": "a gzip bomb",
+    "/bad-bytes.html": "invalid UTF-8 in a page declared UTF-8",
+    "/latin.html": "Latin-1 bytes, no charset declared",
+    "/image.png": "an image",
+    "/private/secret.html": "disallowed by robots.txt",
+    "/to-metadata.html": "redirects to the cloud metadata address",
+    "/etag.html": "ETag v1; answers If-None-Match v1 with 304",
+}
+
+
+def _fault_config(**overrides: object) -> CrawlConfig:
+    values = dict(
+        allow_private_hosts=["127.0.0.1"],
+        timeout_s=2.0,
+        connect_timeout_s=1.0,
+        read_timeout_s=0.5,
+        max_retries=2,
+        backoff_s=0.05,
+        max_retry_after_s=1.5,
+        max_bytes=1_000_000,
+        max_redirects=5,
+        time_budget_s=30.0,
+    )
+    return CrawlConfig(**{**values, **overrides})
+
+
+class _FaultHandler(BaseHTTPRequestHandler):
+    hits: Counter[str]
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+    def _send(self, status: int, body: bytes = b"", ctype: str = "text/html", **headers) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", ctype)
+        self.send_header("Content-Length", str(headers.pop("length", len(body))))
+        for name, value in headers.items():
+            self.send_header(name.replace("_", "-"), value)
+        self.end_headers()
+        self.wfile.write(body)
+
+    def do_GET(self) -> None:  # noqa: C901, PLR0912 - one branch per fault
+        path = self.path
+        self.hits[path] += 1
+        first = self.hits[path] == 1
+        if path == "/robots.txt":
+            self._send(200, b"User-agent: *\nDisallow: /private/\n", "text/plain")
+        elif path == "/":
+            links = "".join(f'<a href="{p}">{p}</a>\n' for p in FAULTS)
+            self._send(200, f"<html><body>{links}</body></html>".encode())
+        elif path == "/slow.html":
+            time.sleep(3)
+            self._send(200, b"too late")
+        elif path == "/drip.html":
+            self._send(200, b"", length=1000)
+            for _ in range(100):
+                self.wfile.write(b"x")
+                self.wfile.flush()
+                time.sleep(0.1)
+        elif path == "/500.html" or (path == "/flaky.html" and first):
+            self._send(500 if path == "/500.html" else 503, b"oops")
+        elif path == "/429.html" and first:
+            self._send(429, b"slow down", Retry_After="1")
+        elif path == "/429-always.html":
+            self._send(429, b"slow down", Retry_After="3600")
+        elif path == "/reset.html":
+            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            self.connection.close()
+        elif path in ("/loop-a.html", "/loop-b.html"):
+            other = "/loop-b.html" if path == "/loop-a.html" else "/loop-a.html"
+            self._send(302, Location=other)
+        elif path.startswith("/endless/"):
+            self._send(302, Location=f"/endless/{int(path.rsplit('/', 1)[1]) + 1}")
+        elif path == "/big.html":
+            self._send(200, b"", length=BIG_BYTES)
+            chunk = b"<p>" + b"x" * 65530 + b"</p>"
+            for _ in range(BIG_BYTES // len(chunk)):
+                self.wfile.write(chunk)
+        elif path == "/bomb.html":
+            self._send(200, BOMB, Content_Encoding="gzip")
+        elif path == "/bad-bytes.html":
+            body = b"<p>caf\xc3\xa9 \xff\xfe broken \xc3 bytes</p>"
+            self._send(200, body, "text/html; charset=utf-8")
+        elif path == "/latin.html":
+            self._send(200, f"<p>{LATIN_TEXT}</p>".encode("latin-1"))
+        elif path == "/image.png":
+            self._send(200, b"\x89PNG\r\n\x1a\n" + b"\0" * 100, "image/png")
+        elif path == "/to-metadata.html":
+            self._send(302, Location="http://169.254.169.254/latest/meta-data/")
+        elif path == "/etag.html":
+            if self.headers.get("If-None-Match") == '"v1"':
+                self._send(304, ETag='"v1"')
+            else:
+                self._send(200, b"<p>versioned page</p>", ETag='"v1"')
+        elif path == "/sitemap-index.xml":
+            loc = f"http://{self.headers['Host']}/sitemap.xml.gz"
+            index = f'<sitemapindex xmlns="{SITEMAP_NS}"><sitemap><loc>{loc}</loc></sitemap>'
+            self._send(200, f"{index}</sitemapindex>".encode(), "application/xml")
+        elif path == "/sitemap.xml.gz":
+            urls = "".join(
+                f"<url><loc>http://{self.headers['Host']}{p}</loc></url>" for p in LISTED
+            )
+            body = gzip.compress(f'<urlset xmlns="{SITEMAP_NS}">{urls}</urlset>'.encode())
+            self._send(200, body, "application/gzip")
+        elif path in FAULTS:
+            self._send(200, f"<html><title>{path}</title><p>{FAULTS[path]}</p></html>".encode())
+        else:
+            self._send(404, b"not found")
+
+    def finish(self) -> None:
+        try:
+            super().finish()
+        except OSError:  # the client hung up (a cut body) or we reset the connection
+            pass
+
+
+class _QuietServer(ThreadingHTTPServer):
+    def handle_error(self, request: object, client_address: object) -> None:
+        pass  # broken pipes from clients that stop reading are part of the tests
+
+
+@pytest.fixture()
+def fault_config() -> Callable[..., CrawlConfig]:
+    """Makes crawl configs with small timeouts, backoffs and caps (overridable by keyword),
+    allowing 127.0.0.1 and nothing else."""
+    return _fault_config
+
+
+@pytest.fixture()
+def fault_server() -> Iterator[tuple[str, Counter[str]]]:
+    """A server on 127.0.0.1 with one misbehaving path per fault (`FAULTS`); yields its base
+    URL ('http://127.0.0.1:<port>') and the hit count per path."""
+    hits: Counter[str] = Counter()
+    handler = type("Handler", (_FaultHandler,), {"hits": hits})
+    server = _QuietServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}", hits
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 @pytest.fixture()

@@ -6,7 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from tasks.crawl.books import ingest_books, parse_gutenberg
+from tasks.config import CrawlConfig
+from tasks.crawl.books import ingest_book_urls, ingest_books, parse_gutenberg
+from tasks.crawl.pydoc_site import serve_site
 from tasks.crawl.records import document_id
 
 OLD_STYLE = (
@@ -89,3 +91,37 @@ def test_ingest_books_needs_an_existing_folder(spark, tmp_path: Path) -> None:
     assert ingest_books(spark, "", tmp_path / "none") == 0
     with pytest.raises(FileNotFoundError, match="crawl.books_dir"):
         ingest_books(spark, str(tmp_path / "missing"), tmp_path / "out")
+
+
+def test_licence_block_ends_a_book_without_an_end_marker() -> None:
+    text = OLD_STYLE.replace("*** END OF THIS PROJECT GUTENBERG EBOOK TINY TALES ***", "")
+    text = text.replace("***** This file", "*** START: FULL LICENSE ***\r\n***** This file")
+    body, _ = parse_gutenberg(text, "fallback")
+    assert body == "Once upon a time.\n\nThe end."
+
+
+def test_tinyshakespeare_has_no_header_and_is_kept_whole(shared_corpus: Path) -> None:
+    raw = (shared_corpus / "books" / "tinyshakespeare.txt").read_text(encoding="utf-8")
+    body, fields = parse_gutenberg(raw, "tinyshakespeare")
+    assert fields == {"title": "tinyshakespeare"} and body == raw.strip()
+
+
+def test_book_urls_are_fetched_politely_and_failures_accounted(
+    spark, shared_corpus: Path, tmp_path: Path
+) -> None:
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "11-0.txt").write_bytes((shared_corpus / "books" / "11-0.txt").read_bytes())
+    (site / "robots.txt").write_text("User-agent: *\nDisallow: /private/\n")
+    with serve_site(site) as root:
+        urls = [root + "11-0.txt", root + "missing.txt", root + "private/book.txt"]
+        config = CrawlConfig(book_urls=urls, allow_private_hosts=["127.0.0.1"], max_retries=0)
+        stats = ingest_book_urls(spark, config, tmp_path / "books")
+    assert stats == {"book_urls": 3, "book_url_errors": 2}
+    rows = {r["url"]: r for r in spark.read.parquet(str(tmp_path / "books")).collect()}
+    alice = rows[root + "11-0.txt"]
+    assert alice["title"] == "Alice’s Adventures in Wonderland" and alice["source"] == "book"
+    assert alice["text"].endswith("THE END") and alice["id"] == document_id(f"book:{root}11-0.txt")
+    assert rows[root + "missing.txt"]["meta"]["fetch_error"].endswith("http 404")
+    assert "robots" in rows[root + "private/book.txt"]["meta"]["fetch_error"]
+    assert rows[root + "missing.txt"]["text"] is None

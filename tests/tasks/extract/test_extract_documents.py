@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
+from pyspark.sql import Row
 
 from tasks.config import ExtractConfig
 from tasks.crawl.records import DOCUMENT_SCHEMA, PAGE_SCHEMA, document_id
-from tasks.extract.extract import extract_documents
+from tasks.extract.extract import extract_documents, judge_text, page_text
 
 PROSE = (
     "<html><head><title>Queues</title></head><body><article><p>A queue hands items out in the "
@@ -57,7 +59,8 @@ def crawl_dir(spark, tmp_path: Path) -> Path:
         page("queues.html", 200, None, "text/html", PROSE),
         page("short.html", 200, None, "text/html", "<html><body><p>Hi.</p></body></html>"),
         page("empty.html", 200, None, "text/html", "<html><body></body></html>"),
-        page("notes.txt", 200, None, "text/plain", "plain text " * 20),
+        page("notes.txt", 200, None, "text/plain", "Plain text pages are taken as they are. " * 3),
+        page("logo.png", 200, None, "image/png", None),
         page("missing.html", 404, "http 404", "text/html", None),
         page("down.html", None, "connection refused: [Errno 111]", None, None),
     ]
@@ -75,17 +78,23 @@ def test_every_input_is_kept_or_dropped_with_its_reason(spark, crawl_dir, tmp_pa
         spark, crawl_dir, ExtractConfig(min_chars=50, partitions=2), tmp_path / "out"
     )
     assert stats == {
-        "input_pages": 6,
+        "input_pages": 7,
+        "input_warc": 0,
         "input_books": 2,
-        "kept": 2,
-        "langs": {"en": 2},
+        "input_dumps": 0,
+        "kept": 3,
+        "langs": {"en": 3},
         "dropped_extraction_empty": 1,
         "dropped_fetch_error": 2,
         "dropped_not_html": 1,
         "dropped_too_short": 2,
     }
-    docs = {r["source"]: r for r in spark.read.parquet(str(tmp_path / "out" / "docs")).collect()}
-    web, tale = docs["web"], docs["book"]
+    docs = {
+        r["url"].rsplit("/", 1)[-1]: r
+        for r in spark.read.parquet(str(tmp_path / "out" / "docs")).collect()
+    }
+    web, tale, notes = docs["queues.html"], docs["tale.txt"], docs["notes.txt"]
+    assert notes["text"] == ("Plain text pages are taken as they are. " * 3).strip()
     assert web["id"] == document_id(BASE + "queues.html") and web["title"] == "Queues"
     assert web["text"].startswith("A queue hands items out in the order they came in.")
     assert web["lang"] == "en" and 0.5 < web["lang_score"] <= 1.0
@@ -107,7 +116,7 @@ def test_every_input_is_kept_or_dropped_with_its_reason(spark, crawl_dir, tmp_pa
     assert reasons == {
         "short.html": "too_short",
         "empty.html": "extraction_empty",
-        "notes.txt": "not_html",
+        "logo.png": "not_html",
         "missing.html": "fetch_error",
         "down.html": "fetch_error",
         "stub.txt": "too_short",
@@ -119,3 +128,47 @@ def test_every_input_is_kept_or_dropped_with_its_reason(spark, crawl_dir, tmp_pa
 def test_extract_needs_a_crawl_output(spark, tmp_path):
     with pytest.raises(FileNotFoundError, match="run the crawl step first"):
         extract_documents(spark, tmp_path / "nothing", ExtractConfig(), tmp_path / "out")
+
+
+def html_page(name: str, html: str) -> Row:
+    """A fetched 200 text/html page as the Row the Spark job hands to `page_text`."""
+    return Row(
+        **dict(zip(PAGE_SCHEMA.names, page(name, 200, None, "text/html", html), strict=True))
+    )
+
+
+def test_a_page_over_the_time_limit_is_an_extraction_timeout() -> None:
+    paragraphs = "".join(f"<div><p>Paragraph {i} of a long page.</p></div>" for i in range(20000))
+    huge = html_page("huge.html", f"<html><body>{paragraphs}</body></html>")
+    meta: dict[str, str] = {}
+    started = time.monotonic()
+    assert page_text(huge, ExtractConfig(time_limit_s=0.05), meta) == (
+        None,
+        None,
+        "extraction_timeout",
+    )
+    assert time.monotonic() - started < 5.0
+    assert meta["extraction_error"] == "timeout: took longer than 0.05 s"
+
+
+def test_page_text_keeps_date_and_canonical_url() -> None:
+    html = (
+        '<html><head><title>Dated</title><link rel="canonical" href="https://example.org/dated">'
+        '<meta property="article:published_time" content="2024-03-05T10:00:00Z"></head><body>'
+        f"{PROSE.split('<body>')[1]}"
+    )
+    meta: dict[str, str] = {}
+    title, text, reason = page_text(html_page("dated.html", html), ExtractConfig(), meta)
+    assert reason is None and text.startswith("A queue hands items out")
+    assert meta == {"date": "2024-03-05", "canonical_url": "https://example.org/dated"}
+
+
+def test_language_rules_drop_with_a_reason() -> None:
+    english = "The river runs past the old mill and the children play on its banks all summer."
+    german = "Der Fluss fließt an der alten Mühle vorbei und die Kinder spielen den ganzen Sommer."
+    only_german = ExtractConfig(min_chars=10, allowed_langs=["de"])
+    lang, score, reason = judge_text(english, only_german)
+    assert (lang, reason) == ("en", "lang_not_allowed") and score > 0.5
+    assert judge_text(german, only_german)[::2] == ("de", None)
+    strict = ExtractConfig(min_chars=10, min_lang_score=1.01)
+    assert judge_text(english, strict)[::2] == ("en", "lang_score_low")

@@ -25,7 +25,8 @@ def test_tidy_text_drops_empty_cells_and_nbsp() -> None:
 
 
 def test_main_text_keeps_the_article_not_the_navigation() -> None:
-    title, text = main_text(ARTICLE, "http://127.0.0.1/heaps.html", ExtractConfig())
+    title, text, _, url = main_text(ARTICLE, "http://127.0.0.1/heaps.html", ExtractConfig())
+    assert url == "http://127.0.0.1/heaps.html"
     assert title == "On Heaps"
     assert text.startswith("On Heaps\nA heap is a tree in which every parent is smaller")
     assert text.endswith("a heap sort needs no extra memory.")
@@ -34,7 +35,7 @@ def test_main_text_keeps_the_article_not_the_navigation() -> None:
 
 def test_main_text_keeps_the_api_tables_of_pydoc_pages() -> None:
     page = pydoc.html.page(pydoc.describe(heapq), pydoc.html.document(heapq, "heapq"))
-    title, text = main_text(page, "http://127.0.0.1/heapq.html", ExtractConfig())
+    title, text, _, _ = main_text(page, "http://127.0.0.1/heapq.html", ExtractConfig())
     assert title == "Python: module heapq"
     assert "Heap queue algorithm" in text
     # The function docs live in a layout table that default settings drop.
@@ -43,7 +44,12 @@ def test_main_text_keeps_the_api_tables_of_pydoc_pages() -> None:
 
 
 def test_main_text_of_an_empty_page_is_empty() -> None:
-    assert main_text("<html><body></body></html>", "http://h/", ExtractConfig()) == (None, "")
+    assert main_text("<html><body></body></html>", "http://h/", ExtractConfig()) == (
+        None,
+        "",
+        None,
+        None,
+    )
 
 
 def test_identify_language_gives_code_and_probability() -> None:
