@@ -24,14 +24,19 @@ TOKENIZER = "tokenizer.json"
 def export_model(
     model: GPT, model_cfg: ModelConfig, out_dir: Path, tokenizer_path: Path | None
 ) -> Path:
-    """Write the model folder `out_dir` (weights in the model's dtype) and return it."""
+    """Write the model folder `out_dir` (weights in the model's dtype) and return it; the files
+    go to a temporary folder renamed into place, so a reader never sees half an export."""
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    temp = out_dir.with_name(out_dir.name + ".tmp")
+    shutil.rmtree(temp, ignore_errors=True)
+    temp.mkdir(parents=True)
     # save_model (not save_file) drops the duplicate name of the tied weight and keeps one copy.
-    save_safetensors_from(model, str(out_dir / WEIGHTS))
-    (out_dir / CONFIG).write_text(json.dumps(dataclasses.asdict(model_cfg), indent=2) + "\n")
+    save_safetensors_from(model, str(temp / WEIGHTS))
+    (temp / CONFIG).write_text(json.dumps(dataclasses.asdict(model_cfg), indent=2) + "\n")
     if tokenizer_path is not None:
-        shutil.copyfile(tokenizer_path, out_dir / TOKENIZER)
+        shutil.copyfile(tokenizer_path, temp / TOKENIZER)
+    shutil.rmtree(out_dir, ignore_errors=True)
+    temp.rename(out_dir)
     return out_dir
 
 
@@ -59,3 +64,22 @@ def load_model(model_dir: Path) -> tuple[GPT, ModelConfig]:
     # strict: every learned tensor must be present; the tied head is restored from the embedding.
     load_safetensors_into(model, str(weights), strict=True)
     return model.eval(), cfg
+
+
+def load_weights(model: GPT, model_dir: Path) -> None:
+    """Load an exported model folder's weights into `model`; the folder's config must match."""
+    saved = load_model_config(model_dir)
+    diff = {
+        f.name: (getattr(saved, f.name), getattr(model.cfg, f.name))
+        for f in dataclasses.fields(ModelConfig)
+        if getattr(saved, f.name) != getattr(model.cfg, f.name) and f.name != "dropout"
+    }
+    if diff:  # dropout may differ: it shapes no weight
+        raise ValueError(
+            f"init_from={model_dir} holds a model whose config differs from the job's model "
+            f"config (setting: (saved, job)) {diff}: use the saved model's config"
+        )
+    weights = Path(model_dir) / WEIGHTS
+    if not weights.is_file():
+        raise FileNotFoundError(f"{weights} is missing: re-run the train step that exported it")
+    load_safetensors_into(model, str(weights), strict=True)

@@ -23,15 +23,27 @@ class TrainConfig:
     # The first host's address the ranks rendezvous at; "" = 127.0.0.1 for one host, else the
     # address DeepSpeed reads from the first host over ssh (`hostname -I`).
     master_addr: str = ""
-    zero_stage: int = 2
-    precision: str = "bf16"
+    zero_stage: int = (
+        2  # 0 plain data parallel; 1 shards optimizer state, 2 + gradients, 3 + params
+    )
+    offload_optimizer: bool = False  # ZeRO >= 1: optimizer state in CPU memory
+    offload_params: bool = False  # ZeRO 3: parameters in CPU memory
+    precision: str = "bf16"  # bf16, fp16 (dynamic loss scaling, for GPUs without bf16) or fp32
     lr: float = 3e-3
     min_lr: float = 3e-4
     warmup_steps: int = 20
+    schedule: str = "cosine"  # after warmup: "cosine" to min_lr, or "wsd" (warmup-stable-decay)
+    decay_fraction: float = 0.2  # wsd: the last fraction of steps decays linearly to min_lr
     weight_decay: float = 0.1
     grad_clip: float = 1.0
+    activation_checkpointing: bool = False  # recompute each block in the backward: less memory
+    compile: bool = False  # torch.compile the model before DeepSpeed wraps it
     log_every: int = 10
     eval_every: int = 100
     eval_batches: int = 8
+    checkpoint_every: int = 0  # save a resumable checkpoint every N steps (0: at the end only)
+    keep_checkpoints: int = 2  # the newest K complete checkpoints are kept
+    checkpoint_artifacts: str = "last"  # to MLflow: "last", "all" (each one saved) or "none"
+    peak_flops: float = 0.0  # peak FLOP/s of one device, for MFU (python -m model.peak_flops)
     seed: int = 1337
     torch_threads: int = 0

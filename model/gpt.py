@@ -31,6 +31,29 @@ class ModelConfig:
     rope_theta: float = 10000.0  # base of the rotary position embedding's angle frequencies
 
 
+# Named shapes (vocab_size 0: taken from the tokenizer); configs/*.toml use the same numbers.
+PRESETS = {
+    "debug": ModelConfig(n_layer=2, n_head=2, n_embd=64, block_size=64),
+    "small": ModelConfig(n_layer=6, n_head=6, n_embd=384, block_size=256),
+    "gpt2-124m": ModelConfig(n_layer=12, n_head=12, n_embd=768, block_size=1024),
+    "350m": ModelConfig(n_layer=24, n_head=16, n_embd=1024, block_size=1024),
+}
+
+
+class KVCache:
+    """Keys and values of the tokens generated so far, per layer, each (B, K, T, D)."""
+
+    def __init__(self, n_layer: int) -> None:
+        self.keys: list[torch.Tensor | None] = [None] * n_layer
+        self.values: list[torch.Tensor | None] = [None] * n_layer
+
+    @property
+    def length(self) -> int:
+        """Tokens already cached (the position of the next one)."""
+        first = self.keys[0]
+        return 0 if first is None else first.size(2)
+
+
 class RMSNorm(nn.Module):
     """Scale by the root-mean-square (no mean subtraction, no bias): cheaper than LayerNorm."""
 
@@ -65,8 +88,9 @@ def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.T
 class CausalSelfAttention(nn.Module):
     """Multi-head causal attention; with n_kv_head < n_head, query heads share key/value heads."""
 
-    def __init__(self, cfg: ModelConfig) -> None:
+    def __init__(self, cfg: ModelConfig, layer: int) -> None:
         super().__init__()
+        self.layer = layer  # its slot in a KVCache
         self.n_head = cfg.n_head
         self.n_kv_head = cfg.n_kv_head or cfg.n_head
         self.head_dim = cfg.n_embd // cfg.n_head
@@ -75,18 +99,27 @@ class CausalSelfAttention(nn.Module):
         self.out_proj = nn.Linear(cfg.n_embd, cfg.n_embd, bias=cfg.bias)
         self.dropout = cfg.dropout
 
-    def forward(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, cache: KVCache | None = None
+    ) -> torch.Tensor:
         B, T, C = x.shape
         q = self.q_proj(x).view(B, T, self.n_head, self.head_dim).transpose(1, 2)  # (B, H, T, D)
         k, v = self.kv_proj(x).view(B, T, 2, self.n_kv_head, self.head_dim).unbind(2)
         k, v = k.transpose(1, 2), v.transpose(1, 2)  # (B, K, T, D) each
         q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
+        if cache is not None:  # prepend the cached past: k, v become (B, K, past + T, D)
+            past_k, past_v = cache.keys[self.layer], cache.values[self.layer]
+            if past_k is not None and past_v is not None:
+                k, v = torch.cat((past_k, k), dim=2), torch.cat((past_v, v), dim=2)
+            cache.keys[self.layer], cache.values[self.layer] = k, v
         if self.n_kv_head != self.n_head:
             # Each kv head serves n_head / n_kv_head query heads.
             k = k.repeat_interleave(self.n_head // self.n_kv_head, dim=1)  # (B, H, T, D)
             v = v.repeat_interleave(self.n_head // self.n_kv_head, dim=1)
         drop = self.dropout if self.training else 0.0
-        y = F.scaled_dot_product_attention(q, k, v, dropout_p=drop, is_causal=True)  # (B,H,T,D)
+        # One new query attends to every cached key; a prompt (T == keys) needs the causal mask.
+        causal = T == k.size(2)
+        y = F.scaled_dot_product_attention(q, k, v, dropout_p=drop, is_causal=causal)  # (B,H,T,D)
         return self.out_proj(y.transpose(1, 2).reshape(B, T, C))
 
 
@@ -107,16 +140,18 @@ class SwiGLU(nn.Module):
 class Block(nn.Module):
     """Pre-norm residual block: x + attn(norm(x)), then x + mlp(norm(x))."""
 
-    def __init__(self, cfg: ModelConfig) -> None:
+    def __init__(self, cfg: ModelConfig, layer: int) -> None:
         super().__init__()
         self.attn_norm = RMSNorm(cfg.n_embd)
-        self.attn = CausalSelfAttention(cfg)
+        self.attn = CausalSelfAttention(cfg, layer)
         self.mlp_norm = RMSNorm(cfg.n_embd)
         self.mlp = SwiGLU(cfg)
         self.drop = nn.Dropout(cfg.dropout)
 
-    def forward(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
-        x = x + self.drop(self.attn(self.attn_norm(x), cos, sin))
+    def forward(
+        self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, cache: KVCache | None = None
+    ) -> torch.Tensor:
+        x = x + self.drop(self.attn(self.attn_norm(x), cos, sin, cache))
         return x + self.drop(self.mlp(self.mlp_norm(x)))
 
 
@@ -144,7 +179,7 @@ class GPT(nn.Module):
         self.cfg = cfg
         self.tok_emb = nn.Embedding(cfg.vocab_size, cfg.n_embd)
         self.drop = nn.Dropout(cfg.dropout)
-        self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.n_layer))
+        self.blocks = nn.ModuleList(Block(cfg, layer) for layer in range(cfg.n_layer))
         self.norm = RMSNorm(cfg.n_embd)
         self.lm_head = nn.Linear(cfg.n_embd, cfg.vocab_size, bias=False)
         self.lm_head.weight = self.tok_emb.weight  # tied: one (V, C) matrix read and written
@@ -168,20 +203,25 @@ class GPT(nn.Module):
         return sum(p.numel() for p in self.parameters())
 
     def forward(
-        self, idx: torch.Tensor, targets: torch.Tensor | None = None
+        self, idx: torch.Tensor, targets: torch.Tensor | None = None, cache: KVCache | None = None
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """Logits (B, T, V) for token ids idx (B, T); mean cross-entropy if targets are given."""
+        """Logits (B, T, V) for token ids idx (B, T); mean cross-entropy over targets that are
+        not -100 if targets are given. With `cache`, idx continues the cached tokens."""
         B, T = idx.shape
-        if T > self.cfg.block_size:
-            raise ValueError(f"sequence of {T} tokens exceeds block_size {self.cfg.block_size}")
+        start = 0 if cache is None else cache.length  # position of idx's first token
+        if start + T > self.cfg.block_size:
+            raise ValueError(
+                f"sequence of {start + T} tokens exceeds block_size {self.cfg.block_size}"
+            )
         # Rebuilt each call (T x D/2, cheap) rather than kept as a buffer: a buffer would be cast
         # to bf16 with the weights, and the angles would lose precision.
         cos, sin = rope_tables(
-            self.cfg.n_embd // self.cfg.n_head, T, self.cfg.rope_theta, idx.device
+            self.cfg.n_embd // self.cfg.n_head, start + T, self.cfg.rope_theta, idx.device
         )
+        cos, sin = cos[start:], sin[start:]
         x = self.drop(self.tok_emb(idx))  # (B, T, C)
         for block in self.blocks:
-            x = block(x, cos, sin)
+            x = block(x, cos, sin, cache)
         logits = self.lm_head(self.norm(x))  # (B, T, V)
         if targets is None:
             return logits, None
@@ -196,21 +236,45 @@ class GPT(nn.Module):
         max_new_tokens: int,
         temperature: float = 1.0,
         top_k: int | None = None,
+        top_p: float | None = None,
         generator: torch.Generator | None = None,
+        use_cache: bool = True,
     ) -> torch.Tensor:
-        """Extend idx (B, T) by max_new_tokens sampled tokens; temperature 0 means greedy."""
+        """Extend idx (B, T) by max_new_tokens sampled tokens; temperature 0 means greedy.
+
+        With the key/value cache each step feeds only the newest token; once the text outgrows
+        block_size the window slides and every position changes, so it is recomputed whole."""
+        cache = KVCache(self.cfg.n_layer) if use_cache else None
         for _ in range(max_new_tokens):
-            context = idx[:, -self.cfg.block_size :]  # the model sees at most block_size tokens
-            logits, _ = self(context)
-            logits = logits[:, -1, :].float()  # (B, V)
-            if temperature <= 0:
-                next_id = logits.argmax(dim=-1, keepdim=True)
+            if cache is not None and idx.size(1) <= self.cfg.block_size:
+                logits, _ = self(idx[:, cache.length :], cache=cache)  # the prompt, then 1 token
             else:
-                logits = logits / temperature
-                if top_k:
-                    kth = torch.topk(logits, min(top_k, logits.size(-1))).values[:, -1:]
-                    logits = logits.masked_fill(logits < kth, float("-inf"))
-                probs = F.softmax(logits, dim=-1)
-                next_id = torch.multinomial(probs, num_samples=1, generator=generator)  # (B, 1)
+                logits, _ = self(idx[:, -self.cfg.block_size :])  # at most block_size tokens
+            next_id = sample_next(logits[:, -1, :].float(), temperature, top_k, top_p, generator)
             idx = torch.cat((idx, next_id), dim=1)
         return idx
+
+
+def sample_next(
+    logits: torch.Tensor,
+    temperature: float,
+    top_k: int | None = None,
+    top_p: float | None = None,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """One token id per row (B, 1) from logits (B, V): greedy at temperature 0, else sampled
+    from the top_k most likely and the smallest set whose probability reaches top_p."""
+    if temperature <= 0:
+        return logits.argmax(dim=-1, keepdim=True)
+    logits = logits / temperature
+    if top_k:
+        kth = torch.topk(logits, min(top_k, logits.size(-1))).values[:, -1:]
+        logits = logits.masked_fill(logits < kth, float("-inf"))
+    if top_p is not None and top_p < 1.0:
+        sorted_logits, order = torch.sort(logits, descending=True)
+        sorted_probs = F.softmax(sorted_logits, dim=-1)
+        # drop a token when the more likely ones alone already reach top_p (the first stays)
+        drop = sorted_probs.cumsum(dim=-1) - sorted_probs >= top_p
+        logits = logits.scatter(1, order, sorted_logits.masked_fill(drop, float("-inf")))
+    probs = F.softmax(logits, dim=-1)
+    return torch.multinomial(probs, num_samples=1, generator=generator)  # (B, 1)

@@ -17,6 +17,12 @@ class Tracker:
     def log_metrics(self, metrics: dict[str, float], step: int) -> None:
         """Record `metrics` (name -> value) at optimizer step `step`."""
 
+    def log_params(self, params: dict[str, object]) -> None:
+        """Record the run's settings (name -> value), once."""
+
+    def log_artifacts(self, folder: Path, artifact_path: str) -> None:
+        """Copy the files of `folder` into the run under `artifact_path`."""
+
     def close(self) -> None:
         """Flush and release whatever the tracker holds."""
 
@@ -35,14 +41,35 @@ class JsonlTracker(Tracker):
 
 
 class MlflowTracker(Tracker):
-    """Logs into an existing MLflow run (created by the caller, e.g. the pipeline's train task)."""
+    """Logs into an existing MLflow run (created by the caller, e.g. the pipeline's train task),
+    with MLflow's system metrics (CPU, memory, disk, network; GPU where present) every
+    `system_every_s` seconds."""
 
-    def __init__(self, uri: str, run_id: str) -> None:
+    def __init__(self, uri: str, run_id: str, system_every_s: float = 10.0) -> None:
         from mlflow import MlflowClient  # lazy: importing mlflow costs seconds
+        from mlflow.system_metrics.system_metrics_monitor import SystemMetricsMonitor
 
         self.client = MlflowClient(tracking_uri=uri)
         self.run_id = run_id
         self.client.get_run(run_id)  # fail now, with MLflow's message, if the run does not exist
+        self.system = SystemMetricsMonitor(
+            run_id, sampling_interval=system_every_s, resume_logging=True, tracking_uri=uri
+        )
+        self.system.start()
+
+    def log_params(self, params: dict[str, object]) -> None:
+        from mlflow.entities import Param
+
+        logged = self.client.get_run(self.run_id).data.params  # a resumed run logs them again
+        batch = [Param(k, str(v)) for k, v in params.items() if k not in logged]
+        for start in range(0, len(batch), 100):  # MLflow takes at most 100 params per batch
+            self.client.log_batch(self.run_id, params=batch[start : start + 100])
+
+    def log_artifacts(self, folder: Path, artifact_path: str) -> None:
+        self.client.log_artifacts(self.run_id, str(folder), artifact_path)
+
+    def close(self) -> None:
+        self.system.finish()
 
     def log_metrics(self, metrics: dict[str, float], step: int) -> None:
         from mlflow.entities import Metric
@@ -62,14 +89,24 @@ class FanoutTracker(Tracker):
         for tracker in self.trackers:
             tracker.log_metrics(metrics, step)
 
+    def log_params(self, params: dict[str, object]) -> None:
+        for tracker in self.trackers:
+            tracker.log_params(params)
+
+    def log_artifacts(self, folder: Path, artifact_path: str) -> None:
+        for tracker in self.trackers:
+            tracker.log_artifacts(folder, artifact_path)
+
     def close(self) -> None:
         for tracker in self.trackers:
             tracker.close()
 
 
-def make_tracker(uri: str, run_id: str, metrics_path: Path) -> Tracker:
+def make_tracker(
+    uri: str, run_id: str, metrics_path: Path, system_every_s: float = 10.0
+) -> Tracker:
     """metrics.jsonl always; MLflow too when both `uri` and `run_id` are given."""
     trackers: list[Tracker] = [JsonlTracker(metrics_path)]
     if uri and run_id:
-        trackers.append(MlflowTracker(uri, run_id))
+        trackers.append(MlflowTracker(uri, run_id, system_every_s))
     return FanoutTracker(trackers)

@@ -3,10 +3,13 @@
     DS_ACCELERATOR=cpu deepspeed --num_gpus 2 --no_local_rank --module model.train --job job.json
 
 The job JSON (written by `model.launch.launch_training`) holds `model` (ModelConfig), `train`
-(TrainConfig), `data_dir` (a tokenize output folder), `out_dir` and `tracking` (`uri`, `run_id`).
-Every rank trains on its own disjoint stream of random windows; rank 0 alone logs, prints and
-exports. Output in out_dir: metrics.jsonl, checkpoints/ (DeepSpeed, all ranks),
-model/ (model.safetensors, config.json, tokenizer.json) and train_summary.json.
+(TrainConfig), `data_dir` (a tokenize output folder), `out_dir`, `tracking` (`uri`, `run_id`)
+and optionally `init_from` (an exported model folder whose weights start the run) and `sft`
+(`train`, `val` JSONL files and `tokenizer`: fine-tune on chat examples instead of token shards;
+`data_dir` is then not needed). Every rank trains on its own disjoint stream of batches; rank 0
+alone logs, prints and exports. A run whose out_dir holds a complete checkpoint resumes from it.
+Output in out_dir: metrics.jsonl, checkpoints/ (model/resume.py), model/ (model.safetensors,
+config.json, tokenizer.json) and train_summary.json.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import json
 import logging
 import math
 import os
+import random
 import time
 import warnings
 from collections.abc import Iterator
@@ -23,14 +27,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 import torch.distributed as dist
 
-from model.checkpoint import export_model
+from model.checkpoint import export_model, load_weights
 from model.config import TrainConfig
-from model.data import Batch, TokenDataset
+from model.data import Batch
 from model.engine import build_engine, full_fp32_state_dict, init_distributed
+from model.flops import flops_per_token, mfu
 from model.gpt import GPT, ModelConfig
+from model.inputs import open_data
+from model.resume import latest_good_checkpoint, load_checkpoint, save_checkpoint
+from model.sft import IGNORE
 from model.tracking import Tracker, make_tracker
 
 
@@ -40,16 +49,23 @@ class Job:
 
     model: ModelConfig
     train: TrainConfig
-    data_dir: Path
+    data_dir: Path | None
     out_dir: Path
-    tracking_uri: str
-    run_id: str
+    tracking_uri: str = ""
+    run_id: str = ""
+    init_from: Path | None = None
+    sft: dict[str, str] | None = None
 
 
 def load_job(path: Path) -> Job:
     """Read and type-check job.json; a missing or unknown key fails with its name."""
     raw = json.loads(Path(path).read_text())
-    missing = {"model", "train", "data_dir", "out_dir"} - set(raw)
+    sft = raw.get("sft")
+    missing = {"model", "train", "out_dir"} - set(raw) | (
+        {"data_dir"} - set(raw) if not sft else set()
+    )
+    if sft is not None and set(sft) != {"train", "val", "tokenizer"}:
+        raise ValueError(f"{path}: 'sft' needs exactly the keys train, val, tokenizer; got {sft}")
     if missing:
         raise ValueError(f"{path}: missing key(s) {sorted(missing)}")
     try:
@@ -60,10 +76,12 @@ def load_job(path: Path) -> Job:
     return Job(
         model,
         train,
-        Path(raw["data_dir"]),
+        Path(raw["data_dir"]) if raw.get("data_dir") else None,
         Path(raw["out_dir"]),
         tracking.get("uri", ""),
         tracking.get("run_id", ""),
+        Path(raw["init_from"]) if raw.get("init_from") else None,
+        sft,
     )
 
 
@@ -83,19 +101,17 @@ def mean_over_ranks(value: float) -> float:
 
 
 @torch.no_grad()
-def validation_loss(engine: Any, val: TokenDataset, job: Job) -> float:
-    """Token-weighted mean loss over the first `eval_batches` validation batches.
+def validation_loss(engine: Any, batches: Iterator[Batch]) -> float:
+    """Mean loss per target token (padding and prompts excluded) over the validation batches.
 
     Every rank evaluates the same batches: under ZeRO-3 a forward pass needs all ranks."""
     engine.eval()
     total, count = 0.0, 0
-    batches = val.sequential_batches(
-        job.train.micro_batch, job.model.block_size, job.train.eval_batches
-    )
     for x, y in batches:
         _, loss = engine(x.to(engine.device), y.to(engine.device))
-        total += loss.item() * y.numel()
-        count += y.numel()
+        targets = int((y != IGNORE).sum())
+        total += loss.item() * targets
+        count += targets
     engine.train()
     return total / count
 
@@ -112,65 +128,109 @@ def optimizer_step(engine: Any, batches: Iterator[Batch], grad_accum: int) -> to
     return loss_sum / grad_accum
 
 
+def build_model(job: Job, vocab_size: int) -> GPT:
+    """The single-device model: fresh, seeded alike on every rank, or loaded from init_from."""
+    if job.model.vocab_size < vocab_size:
+        raise ValueError(
+            f"model.vocab_size={job.model.vocab_size} < the data's vocabulary {vocab_size}"
+        )
+    torch.manual_seed(job.train.seed)  # the same initial weights on every rank
+    random.seed(job.train.seed)
+    np.random.seed(job.train.seed)
+    model = GPT(job.model)
+    if job.init_from is not None:
+        load_weights(model, job.init_from)
+    return model
+
+
 def train(job: Job) -> dict[str, Any] | None:
     """Run the job on this rank; rank 0 returns the summary, the others None."""
     started = time.time()
     init_distributed()
     rank, world = dist.get_rank(), dist.get_world_size()
     torch.set_num_threads(torch_threads(job.train))
-    torch.manual_seed(job.train.seed)  # the same initial weights on every rank
     cfg, tc = job.model, job.train
-    tokenizer = job.data_dir / "tokenizer.json"
-    if not tokenizer.is_file():  # checked first: the export at the end copies it
-        raise FileNotFoundError(f"{tokenizer} is missing: point data_dir at a tokenize output")
-    train_data, val_data = TokenDataset(job.data_dir, "train"), TokenDataset(job.data_dir, "val")
-    if cfg.vocab_size < train_data.vocab_size:
-        raise ValueError(
-            f"model.vocab_size={cfg.vocab_size} < the data's vocabulary {train_data.vocab_size}"
-        )
-    model = GPT(cfg)
+    data = open_data(job.data_dir, job.sft, cfg, tc, rank, world)
+    model = build_model(job, data.vocab_size)
     num_params = model.num_params()
     engine = build_engine(model, tc, world)
-    batches = train_data.random_batches(tc.micro_batch, cfg.block_size, tc.seed, rank, world)
     tracker = make_tracker(job.tracking_uri, job.run_id, job.out_dir / "metrics.jsonl")
     tracker = tracker if rank == 0 else Tracker()
     tokens_per_step = tc.micro_batch * tc.grad_accum * world * cfg.block_size
-    train_s, logged_s, logged_step = 0.0, 0.0, 0
-    first_loss = train_loss = val_loss = math.nan
-    for step in range(1, tc.steps + 1):
+    tracker.log_params(
+        {
+            "model.num_params": num_params,
+            "model.flops_per_token": flops_per_token(cfg),
+            "train.world_size": world,
+            "train.tokens_per_step": tokens_per_step,
+        }
+    )
+    root = job.out_dir / "checkpoints"
+    state = {"train_s": 0.0, "first_loss": math.nan}
+    resumed = latest_good_checkpoint(root)
+    if resumed is not None:
+        client = load_checkpoint(engine, resumed)
+        data.batches.load_state_dict(client["loader"])
+        state = client["summary"]
+        if rank == 0:
+            print(f"resumed from {resumed} at step {client['step']}", flush=True)
+    done = 0 if resumed is None else int(resumed.name.removeprefix("step"))
+    train_s, logged_s, logged_step = state["train_s"], state["train_s"], done
+    first_loss, train_loss, val_loss = state["first_loss"], math.nan, math.nan
+    for step in range(done + 1, tc.steps + 1):
         step_start, lr = time.time(), engine.get_lr()[0]  # the rate this step applies
-        loss = optimizer_step(engine, batches, tc.grad_accum)
+        loss = optimizer_step(engine, data.batches, tc.grad_accum)
         train_s += time.time() - step_start
         metrics: dict[str, float] = {}
         if step == 1 or step % tc.log_every == 0 or step == tc.steps:
             train_loss = mean_over_ranks(loss.item())
             first_loss = train_loss if step == 1 else first_loss
             speed = (step - logged_step) * tokens_per_step / max(train_s - logged_s, 1e-9)
-            metrics |= {"train_loss": train_loss, "lr": lr, "tokens_per_s": speed}
+            norm = engine.get_global_grad_norm()
+            metrics |= {
+                "train_loss": train_loss,
+                "lr": lr,
+                "tokens_per_s": speed,
+                "grad_norm": math.nan if norm is None else float(norm),
+                "mfu": mfu(cfg, speed, tc.peak_flops, world),
+            }
             logged_s, logged_step = train_s, step
         if step % tc.eval_every == 0 or step == tc.steps:
-            val_loss = metrics["val_loss"] = validation_loss(engine, val_data, job)
+            val_loss = metrics["val_loss"] = validation_loss(engine, data.val_batches())
         if metrics and rank == 0:
             tracker.log_metrics(metrics, step)
             shown = " | ".join(f"{k} {v:.4g}" for k, v in metrics.items())
             print(f"step {step}/{tc.steps} | {shown}", flush=True)
+        if step == tc.steps or (tc.checkpoint_every and step % tc.checkpoint_every == 0):
+            client = {
+                "loader": data.batches.state_dict(),
+                "summary": {"train_s": train_s, "first_loss": first_loss},
+            }
+            folder = save_checkpoint(engine, root, step, client, tc.keep_checkpoints)
+            if tc.checkpoint_artifacts == "all" or (
+                tc.checkpoint_artifacts == "last" and step == tc.steps
+            ):
+                tracker.log_artifacts(folder, f"checkpoints/{folder.name}")
     tracker.close()
-    engine.save_checkpoint(str(job.out_dir / "checkpoints"))
+    if math.isnan(val_loss):  # resumed from the final checkpoint: evaluate it (all ranks)
+        val_loss = validation_loss(engine, data.val_batches())
     weights = full_fp32_state_dict(engine)  # a collective: every rank takes part
     if rank != 0:
         return None
     exported = GPT(cfg)
     for name, param in exported.named_parameters():  # the tied head follows the embedding
         param.data.copy_(weights[name])
-    export_model(exported, cfg, job.out_dir / "model", tokenizer)
+    export_model(exported, cfg, job.out_dir / "model", data.tokenizer)
     summary = {
         "steps": tc.steps,
         "first_loss": first_loss,
         "final_loss": train_loss,
         "val_loss": val_loss,
-        "tokens_per_s": tc.steps * tokens_per_step / train_s,
+        "tokens_per_s": tc.steps * tokens_per_step / max(train_s, 1e-9),
         "num_params": num_params,
+        "flops_per_token": flops_per_token(cfg),
         "world_size": world,
+        "resumed_from": resumed.name if resumed else None,
         "wall_s": round(time.time() - started, 2),
     }
     (job.out_dir / "train_summary.json").write_text(json.dumps(summary, indent=2) + "\n")

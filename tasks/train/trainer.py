@@ -37,8 +37,10 @@ def train_model(
     upstream: list[StepResult],
     out_dir: Path,
     on_line: Callable[[str], None] | None = None,
+    init_from: str = "",
 ) -> dict[str, Any]:
-    """Train on the shards of `tokens` into `out_dir`; returns the launcher's summary + run id."""
+    """Train on the shards of `tokens` into `out_dir` (starting from the exported model folder
+    `init_from`, when given); returns the launcher's summary + run id."""
     data_dir = Path(tokens.path)
     manifest = json.loads((data_dir / "manifest.json").read_text())
     model_cfg = config.model
@@ -59,6 +61,8 @@ def train_model(
         "out_dir": str(out_dir),
         "tracking": {"uri": config.mlflow_uri(), "run_id": run_id},
     }
+    if init_from:
+        job["init_from"] = init_from
     try:
         summary = launch_training(job, out_dir, on_line)
     except BaseException:

@@ -14,6 +14,8 @@ from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 from model.token_format import FORMAT_VERSION, INDEX_DTYPE, ShardHeader, index_path
 
 EOT = "<|endoftext|>"
+# The special tokens of tasks/tokenize/bpe.py: end of text, padding, then the chat markers.
+SPECIALS = [EOT, "<|pad|>", "<|user|>", "<|assistant|>", "<|system|>", "<|end|>"]
 SUBJECTS = ["The parser", "This function", "A module", "The class", "Each method"]
 VERBS = ["returns", "reads", "writes", "checks", "builds"]
 OBJECTS = ["a list of tokens.", "the config file.", "one shard.", "the model.", "a string."]
@@ -54,7 +56,7 @@ def build_tiny_corpus(folder: Path, repeats: int = 20) -> Path:
     tokenizer.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(
         vocab_size=320,
-        special_tokens=[EOT],
+        special_tokens=SPECIALS,
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
     )
     tokenizer.train_from_iterator(texts, trainer)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -9,7 +10,7 @@ import pytest
 import torch
 from safetensors import safe_open
 
-from model.checkpoint import export_model, load_model
+from model.checkpoint import export_model, load_model, load_weights
 from model.gpt import GPT, ModelConfig
 
 CFG = ModelConfig(n_layer=2, n_head=2, n_kv_head=1, n_embd=16, block_size=8, vocab_size=40)
@@ -46,3 +47,13 @@ def test_load_explains_a_bad_folder(tmp_path: Path) -> None:
     (tmp_path / "config.json").write_text(json.dumps({"n_layer": 1, "n_mystery": 3}))
     with pytest.raises(ValueError, match="n_mystery"):
         load_model(tmp_path)
+
+
+def test_load_weights_refuses_another_shape(tmp_path: Path) -> None:
+    cfg = ModelConfig(n_layer=1, n_head=2, n_embd=16, block_size=8, vocab_size=50)
+    export_model(GPT(cfg), cfg, tmp_path / "m", None)
+    target = GPT(dataclasses.replace(cfg, dropout=0.1))  # dropout shapes no weight: accepted
+    load_weights(target, tmp_path / "m")
+    assert torch.equal(target.tok_emb.weight, load_model(tmp_path / "m")[0].tok_emb.weight)
+    with pytest.raises(ValueError, match=r"n_embd': \(16, 32\)"):
+        load_weights(GPT(dataclasses.replace(cfg, n_embd=32)), tmp_path / "m")

@@ -5,9 +5,10 @@ from __future__ import annotations
 from itertools import pairwise
 
 import pytest
+import torch
 
 from model.config import TrainConfig
-from model.engine import adamw, deepspeed_config, lr_at
+from model.engine import adamw, checkpoint_activations, deepspeed_config, lr_at
 from model.gpt import GPT, ModelConfig
 
 
@@ -24,7 +25,10 @@ def test_batch_arithmetic_and_settings() -> None:
     assert deepspeed_config(TrainConfig(precision="fp32"), 1)["bf16"] == {"enabled": False}
 
 
-@pytest.mark.parametrize("field, value", [("precision", "fp16"), ("zero_stage", 4)])
+@pytest.mark.parametrize(
+    "field, value",
+    [("precision", "fp8"), ("zero_stage", 4), ("schedule", "linear"), ("offload_params", True)],
+)
 def test_rejects_unsupported_settings(field: str, value: object) -> None:
     with pytest.raises(ValueError, match=field):
         deepspeed_config(TrainConfig(**{field: value}), 1)
@@ -50,3 +54,40 @@ def test_weight_decay_only_on_matrices() -> None:
     assert all(p.dim() == 1 for p in plain["params"]) and plain["params"]
     total = sum(p.numel() for g in (decayed, plain) for p in g["params"])
     assert total == model.num_params()  # the tied matrix is in exactly once
+
+
+def test_warmup_stable_decay() -> None:
+    train = TrainConfig(steps=100, warmup_steps=10, lr=1e-3, min_lr=1e-4, schedule="wsd")
+    assert lr_at(0, train) == pytest.approx(1e-4)
+    assert lr_at(10, train) == lr_at(80, train) == pytest.approx(1e-3)  # stable phase
+    assert lr_at(90, train) == pytest.approx(5.5e-4)  # the last 20% decay linearly
+    assert lr_at(100, train) == pytest.approx(1e-4)
+
+
+def test_fp16_offload_and_consistent_batch() -> None:
+    train = TrainConfig(
+        precision="fp16", zero_stage=3, offload_optimizer=True, offload_params=True, grad_accum=2
+    )
+    config = deepspeed_config(train, world_size=3)
+    assert config["fp16"]["enabled"] and config["fp16"]["loss_scale"] == 0  # dynamic scaling
+    assert not config["bf16"]["enabled"]
+    assert config["zero_optimization"]["offload_optimizer"] == {"device": "cpu"}
+    assert config["zero_optimization"]["offload_param"] == {"device": "cpu"}
+    assert config["train_batch_size"] == train.micro_batch * 2 * 3
+    with pytest.raises(ValueError, match="offload_optimizer needs"):
+        deepspeed_config(TrainConfig(zero_stage=0, offload_optimizer=True), 1)
+
+
+def test_activation_checkpointing_keeps_names_and_gradients() -> None:
+    cfg = ModelConfig(n_layer=2, n_head=2, n_embd=16, block_size=8, vocab_size=30)
+    x = torch.randint(0, 30, (2, 8))
+    grads = []
+    for recompute in (False, True):
+        torch.manual_seed(0)
+        model = GPT(cfg)
+        if recompute:
+            checkpoint_activations(model)
+        model(x, x)[1].backward()
+        grads.append({n: p.grad for n, p in model.named_parameters()})
+    assert grads[0].keys() == grads[1].keys()
+    assert all(torch.allclose(grads[0][n], grads[1][n]) for n in grads[0])

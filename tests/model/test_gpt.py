@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 import torch
 
-from model.gpt import GPT, ModelConfig
+from model.flops import flops_per_token, param_count
+from model.gpt import GPT, PRESETS, ModelConfig, sample_next
 
 TINY = ModelConfig(n_layer=2, n_head=4, n_embd=32, block_size=16, vocab_size=50)
 
@@ -96,3 +99,40 @@ def test_rejects_unbuildable_configs(bad: dict, setting: str) -> None:
 def test_rejects_overlong_input() -> None:
     with pytest.raises(ValueError, match="block_size"):
         GPT(TINY)(torch.zeros(1, TINY.block_size + 1, dtype=torch.long))
+
+
+def test_cached_and_uncached_greedy_generation_agree() -> None:
+    torch.manual_seed(0)
+    model = GPT(dataclasses.replace(TINY, n_kv_head=1)).eval()
+    prompt = torch.randint(0, TINY.vocab_size, (2, 5))
+    steps = TINY.block_size + 4  # past block_size the window slides: recomputed, still equal
+    cached = model.generate(prompt, steps, temperature=0.0)
+    assert torch.equal(cached, model.generate(prompt, steps, temperature=0.0, use_cache=False))
+    sampled = [
+        model.generate(
+            prompt, 8, top_p=0.9, use_cache=c, generator=torch.Generator().manual_seed(1)
+        )
+        for c in (True, False)
+    ]
+    assert torch.equal(sampled[0], sampled[1])
+
+
+def test_top_p_keeps_the_smallest_likely_set() -> None:
+    logits = torch.log(torch.tensor([[0.5, 0.3, 0.15, 0.05]]))
+    gen = torch.Generator().manual_seed(0)
+    draws = {sample_next(logits, 1.0, top_p=0.75, generator=gen).item() for _ in range(200)}
+    assert draws == {0, 1}  # 0.5 alone < 0.75; 0.5 + 0.3 reaches it
+    assert {sample_next(logits, 1.0, top_p=0.5, generator=gen).item() for _ in range(50)} == {0}
+    assert sample_next(logits, 0.0).item() == 0
+
+
+def test_presets_and_analytic_counts() -> None:
+    for name in ("debug", "small"):
+        cfg = dataclasses.replace(PRESETS[name], vocab_size=512, n_kv_head=2, bias=True)
+        assert param_count(cfg) == GPT(cfg).num_params(), name
+    gpt2 = dataclasses.replace(PRESETS["gpt2-124m"], vocab_size=50304)
+    assert 120e6 < param_count(gpt2) < 128e6
+    big = dataclasses.replace(PRESETS["350m"], vocab_size=50304)
+    assert 330e6 < param_count(big) < 370e6
+    # 6N + 12 L H Q T
+    assert flops_per_token(gpt2) == 6 * param_count(gpt2) + 12 * 12 * 12 * 64 * 1024

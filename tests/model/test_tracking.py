@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 from model.tracking import FanoutTracker, JsonlTracker, Tracker, make_tracker
@@ -30,9 +31,20 @@ def test_mlflow_tracker_logs_into_an_existing_run(tmp_path: Path) -> None:
     client = MlflowClient(uri)
     experiment = client.create_experiment("t", artifact_location=(tmp_path / "art").as_uri())
     run_id = client.create_run(experiment).info.run_id
-    tracker = make_tracker(uri, run_id, tmp_path / "metrics.jsonl")
+    client.log_param(run_id, "train.lr", "0.1")  # logged by the caller before training
+    tracker = make_tracker(uri, run_id, tmp_path / "metrics.jsonl", system_every_s=0.2)
+    tracker.log_params({"train.lr": 0.2, "model.num_params": 123})  # a known key is kept
     for step, loss in [(1, 3.0), (2, 2.0)]:
         tracker.log_metrics({"train_loss": loss}, step)
+    (tmp_path / "ckpt").mkdir()
+    (tmp_path / "ckpt" / "COMPLETE.json").write_text("{}")
+    tracker.log_artifacts(tmp_path / "ckpt", "checkpoints/step00000002")
+    time.sleep(1.0)  # a few system-metrics samples
     tracker.close()
     history = client.get_metric_history(run_id, "train_loss")
     assert [(m.step, m.value) for m in history] == [(1, 3.0), (2, 2.0)]
+    run = client.get_run(run_id)
+    assert run.data.params == {"train.lr": "0.1", "model.num_params": "123"}
+    assert any(key.startswith("system/") for key in run.data.metrics)  # psutil-based sampling
+    listed = client.list_artifacts(run_id, "checkpoints/step00000002")
+    assert [a.path for a in listed] == ["checkpoints/step00000002/COMPLETE.json"]
