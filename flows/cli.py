@@ -99,12 +99,81 @@ def cmd_config(args: argparse.Namespace) -> int:
     return 0
 
 
+def _model_command(run: Any) -> int:
+    """Run a model command; bad input (unknown model, bad file, long prompt) exits 1 with why."""
+    try:
+        return run()
+    except (ValueError, FileNotFoundError) as err:
+        print(f"lmforge: {err}", file=sys.stderr)
+        return 1
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    config = load_config(args.config, args.set)
+    config.evaluate.texts += args.text
+    config.evaluate.choices = args.choices or config.evaluate.choices
+    config.evaluate.sft = args.sft or config.evaluate.sft
+    out = Path(
+        args.out or Path(config.run.work_dir) / "evaluations" / time.strftime("%Y%m%d-%H%M%S")
+    )
+
+    def run() -> int:
+        from tasks.evaluate.report import evaluate_uri
+
+        result = evaluate_uri(config, args.model, args.data, out)
+        print(json.dumps(result["metrics"], indent=2))
+        print(f"report: {out / 'report.md'}")
+        return 0
+
+    return _model_command(run)
+
+
+def cmd_generate(args: argparse.Namespace) -> int:
+    config = load_config(args.config, args.set)
+    settings = config.evaluate
+
+    def run() -> int:
+        from tasks.register.resolve import generate_from
+
+        completions = generate_from(
+            config,
+            args.model,
+            args.prompt,
+            args.max_new_tokens or settings.max_new_tokens,
+            settings.temperature if args.temperature is None else args.temperature,
+            settings.top_k,
+            settings.seed if args.seed is None else args.seed,
+            chat=args.chat,
+        )
+        for prompt, text in zip(args.prompt, completions, strict=True):
+            print(f"{prompt}\n> {text}" if args.chat else prompt + text)
+        return 0
+
+    return _model_command(run)
+
+
+def cmd_finetune(args: argparse.Namespace) -> int:
+    config = load_config(args.config, args.set)
+
+    def run() -> int:
+        from tasks.finetune.finetune import finetune
+
+        result = finetune(config, args.model, args.data, on_line=print)
+        print(json.dumps({k: result[k] for k in ("before", "after", "registered")}, indent=2))
+        return 0
+
+    return _model_command(run)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="lmforge", description=__doc__)
     verbs = parser.add_subparsers(dest="verb", required=True)
     for name, func, text in [
         ("run", cmd_run, "run the whole pipeline (skips steps whose output is complete)"),
         ("config", cmd_config, "print the resolved configuration as JSON"),
+        ("evaluate", cmd_evaluate, "evaluate a model: perplexity, bpb, BLEU, accuracy, samples"),
+        ("generate", cmd_generate, "complete prompts with a registered model"),
+        ("finetune", cmd_finetune, "fine-tune a registered model on a JSONL domain set"),
     ]:
         verb = verbs.add_parser(name, help=text)
         verb.add_argument("--config", default=None, help="TOML preset, e.g. configs/demo.toml")
@@ -117,6 +186,24 @@ def build_parser() -> argparse.ArgumentParser:
         )
         verb.set_defaults(func=func)
     verbs.choices["run"].add_argument("--summary-json", help="also write the summary here")
+    model_help = "models:/<name>@<alias>, models:/<name>/<version> or an exported model folder"
+    evaluate = verbs.choices["evaluate"]
+    evaluate.add_argument("--model", required=True, help=model_help)
+    evaluate.add_argument("--data", help="a tokenize output folder: its validation shards")
+    evaluate.add_argument("--text", action="append", default=[], help="text file or folder")
+    evaluate.add_argument("--choices", help="JSONL of {context, choices, label}")
+    evaluate.add_argument("--sft", help="JSONL of {prompt, response}: held-out answers")
+    evaluate.add_argument("--out", help="report folder (default <work_dir>/evaluations/<time>)")
+    generate = verbs.choices["generate"]
+    generate.add_argument("--model", required=True, help=model_help)
+    generate.add_argument("--prompt", action="append", required=True, help="repeatable")
+    generate.add_argument("--max-new-tokens", type=int, default=0)
+    generate.add_argument("--temperature", type=float, default=None)
+    generate.add_argument("--seed", type=int, default=None)
+    generate.add_argument("--chat", action="store_true", help="answer as a fine-tuned model")
+    finetune = verbs.choices["finetune"]
+    finetune.add_argument("--model", required=True, help=model_help)
+    finetune.add_argument("--data", required=True, help="JSONL of {prompt, response} or {messages}")
     return parser
 
 

@@ -6,6 +6,30 @@ import torch
 from tokenizers import Tokenizer
 
 from model.gpt import GPT
+from model.sft import chat_tokens, format_prompt
+
+
+def sample_ids(
+    model: GPT,
+    ids: list[int],
+    max_new_tokens: int,
+    temperature: float,
+    top_k: int | None,
+    seed: int,
+) -> list[int]:
+    """The sampled continuation ids of the prompt `ids`; the same seed gives the same ids."""
+    if not ids:
+        raise ValueError("the prompt is empty: give at least one character of text")
+    if len(ids) >= model.cfg.block_size:
+        raise ValueError(
+            f"the prompt is {len(ids)} tokens long; this model's context window is "
+            f"{model.cfg.block_size} tokens: shorten the prompt"
+        )
+    generator = torch.Generator().manual_seed(seed)
+    idx = torch.tensor([ids], dtype=torch.long)
+    model.eval()
+    out = model.generate(idx, max_new_tokens, temperature, top_k, generator=generator)
+    return out[0, len(ids) :].tolist()
 
 
 def complete(
@@ -18,16 +42,22 @@ def complete(
     seed: int,
 ) -> str:
     """The continuation of `prompt` (prompt excluded); the same seed gives the same text."""
-    ids = tokenizer.encode(prompt).ids
-    if not ids:
-        raise ValueError("the prompt is empty: give at least one character of text")
-    if len(ids) >= model.cfg.block_size:
-        raise ValueError(
-            f"the prompt is {len(ids)} tokens long; this model's context window is "
-            f"{model.cfg.block_size} tokens: shorten the prompt"
-        )
-    generator = torch.Generator().manual_seed(seed)
-    idx = torch.tensor([ids], dtype=torch.long)
-    model.eval()
-    out = model.generate(idx, max_new_tokens, temperature, top_k, generator=generator)
-    return tokenizer.decode(out[0, len(ids) :].tolist(), skip_special_tokens=False)
+    ids = sample_ids(model, tokenizer.encode(prompt).ids, max_new_tokens, temperature, top_k, seed)
+    return tokenizer.decode(ids, skip_special_tokens=False)
+
+
+def answer(
+    model: GPT,
+    tokenizer: Tokenizer,
+    prompt: str,
+    max_new_tokens: int,
+    temperature: float,
+    top_k: int | None,
+    seed: int,
+) -> str:
+    """A fine-tuned model's answer to the user message `prompt`, up to its `<|end|>`."""
+    end = chat_tokens(tokenizer).end
+    ids = sample_ids(
+        model, format_prompt(tokenizer, prompt), max_new_tokens, temperature, top_k, seed
+    )
+    return tokenizer.decode(ids[: ids.index(end)] if end in ids else ids)

@@ -1,17 +1,27 @@
-"""Register step logic: log the trained model as an MLflow pyfunc and register a version."""
+"""Register step logic: log a model as an MLflow pyfunc, register it, run the promotion gate.
+
+Every new version gets the alias `candidate` and its evaluation as `lmforge.eval.<metric>`
+tags; `champion` moves to it only when the gate (promotion.py) says so, and the decision with
+both sets of numbers goes to the version's description and tags. The model card
+(model_card.md) is logged with the model, so it travels with every download of the version.
+"""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import model as model_package
 from tasks.common.step import StepResult
-from tasks.config import LmforgeConfig
+from tasks.config import LmforgeConfig, RegisterConfig
+from tasks.register.model_card import model_card, upstream_outputs
+from tasks.register.promotion import EVAL_TAG, Decision, decide
 
 PYFUNC_CODE = Path(__file__).with_name("pyfunc_model.py")
 MODEL_PACKAGE = Path(model_package.__file__).parent
+CANDIDATE, CHAMPION = "candidate", "champion"
 
 
 def text_signature() -> Any:
@@ -33,38 +43,93 @@ def text_signature() -> Any:
     )
 
 
-def register_model(
-    config: LmforgeConfig, trained: StepResult, evaluated: StepResult, out_dir: Path
+def champion_of(config: LmforgeConfig, name: str) -> tuple[dict[str, str] | None, int | None]:
+    """(tags, version) of the current champion of `name`, or (None, None) if there is none."""
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+
+    try:
+        found = MlflowClient(config.mlflow_uri()).get_model_version_by_alias(name, CHAMPION)
+    except MlflowException:
+        return None, None
+    return dict(found.tags), int(found.version)
+
+
+def register_version(
+    config: LmforgeConfig,
+    name: str,
+    model_dir: Path,
+    run_id: str,
+    tags: dict[str, str],
+    metrics: dict[str, float],
+    card: Callable[[dict[str, Any]], str],
+    out_dir: Path,
+    gate: RegisterConfig | None = None,
 ) -> dict[str, Any]:
-    """Log `<train>/model` to the training run as a pyfunc and register it; returns name/version."""
+    """Gate (`gate`, else `register` settings), card, log and register `model_dir` as a version
+    of `name`; returns what happened."""
     import mlflow
     from mlflow import MlflowClient
 
-    run = json.loads((Path(trained.path) / "mlflow_run.json").read_text())
+    champion_tags, champion_version = champion_of(config, name)
+    decision: Decision = decide(gate or config.register, metrics, champion_tags, champion_version)
+    (out_dir / "model_card.md").write_text(card(decision.to_dict()))
     mlflow.set_tracking_uri(config.mlflow_uri())
-    with mlflow.start_run(run_id=run["run_id"]):
+    with mlflow.start_run(run_id=run_id):
         info = mlflow.pyfunc.log_model(
             name="model",
             python_model=str(PYFUNC_CODE),
-            artifacts={"model_dir": str(Path(trained.path) / "model")},
+            artifacts={"model_dir": str(model_dir), "model_card": str(out_dir / "model_card.md")},
             code_paths=[str(MODEL_PACKAGE)],
             signature=text_signature(),
             pip_requirements=["torch==2.13.0", "tokenizers", "safetensors", "numpy"],
         )
-    client = MlflowClient(config.mlflow_uri())
-    name = config.tracking.model_name
-    version = mlflow.register_model(info.model_uri, name, tags=run["tags"])
-    evaluation = evaluated.stats
-    description = (
-        f"Trained by run {run['run_id']}; validation loss {evaluation['val_loss']:.4f}, "
-        f"perplexity {evaluation['perplexity']:.2f}."
+    eval_tags = {f"{EVAL_TAG}{k}": repr(float(v)) for k, v in metrics.items()}
+    version = mlflow.register_model(
+        info.model_uri, name, tags={**tags, **eval_tags, **decision.tags()}
     )
-    client.update_model_version(name, version.version, description=description)
+    number = int(version.version)
+    client = MlflowClient(config.mlflow_uri())
+    verdict = decision.to_dict()
+    description = f"Run {run_id}. {verdict['decision']}: {verdict['reason']}"
+    client.update_model_version(name, str(number), description=description)
+    client.set_registered_model_alias(name, CANDIDATE, str(number))
+    if decision.promote:
+        client.set_registered_model_alias(name, CHAMPION, str(number))
     registered = {
         "name": name,
-        "version": int(version.version),
-        "model_uri": f"models:/{name}/{version.version}",
-        "run_id": run["run_id"],
+        "version": number,
+        "model_uri": f"models:/{name}/{number}",
+        "run_id": run_id,
+        "aliases": [CANDIDATE, CHAMPION] if decision.promote else [CANDIDATE],
+        "promotion": verdict,
     }
     (out_dir / "registered.json").write_text(json.dumps(registered, indent=2))
     return registered
+
+
+def register_model(
+    config: LmforgeConfig, trained: StepResult, evaluated: StepResult, out_dir: Path
+) -> dict[str, Any]:
+    """Register the model the train step exported, with its evaluation and model card."""
+    run = json.loads((Path(trained.path) / "mlflow_run.json").read_text())
+    steps = upstream_outputs(Path(trained.path))
+    train = steps["train"]
+    training = {"settings": train["config"], "summary": train["stats"]}
+    evaluation = evaluated.stats
+    name = config.tracking.model_name
+
+    def card(decision: dict[str, Any]) -> str:
+        title = f"{name} (run {run['run_id']})"
+        return model_card(title, run["tags"], steps, training, evaluation, decision)
+
+    return register_version(
+        config,
+        name,
+        Path(trained.path) / "model",
+        run["run_id"],
+        run["tags"],
+        evaluation["metrics"],
+        card,
+        out_dir,
+    )

@@ -1,0 +1,104 @@
+"""Log-likelihood scoring: text perplexity, multiple choice (acc_norm) and cloze last words.
+
+Contexts and continuations are split the lm-evaluation-harness way: encode context + continuation
+as one string and take the tokens past the context's own encoding, so a word keeps the BPE
+piece with its leading space. A context longer than the window keeps its last tokens.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from tokenizers import Tokenizer
+
+from model.gpt import GPT
+
+WORD = re.compile(r"[A-Za-z]{2,}")
+
+
+def split_encode(tokenizer: Tokenizer, context: str, continuation: str) -> tuple[list, list]:
+    """(context ids, continuation ids); the context's trailing spaces move to the continuation."""
+    stripped = context.rstrip(" ")
+    continuation = context[len(stripped) :] + continuation
+    whole = tokenizer.encode(stripped + continuation).ids
+    head = tokenizer.encode(stripped).ids if stripped else []
+    return whole[: len(head)], whole[len(head) :]
+
+
+@torch.no_grad()
+def continuation_scores(model: GPT, context: list[int], continuation: list[int]) -> tuple:
+    """(sum of log p(continuation | context), whether greedy decoding yields the continuation)."""
+    block = model.cfg.block_size
+    if not continuation:
+        raise ValueError("empty continuation: nothing to score")
+    if len(continuation) > block:
+        raise ValueError(f"a {len(continuation)}-token continuation exceeds block_size {block}")
+    ids = (context + continuation)[-(block + 1) :]
+    x = torch.tensor([ids[:-1]], dtype=torch.long)
+    logits, _ = model(x)
+    logprobs = F.log_softmax(logits[0, -len(continuation) :].float(), dim=-1)  # (n, V)
+    target = torch.tensor(continuation)
+    picked = logprobs.gather(1, target[:, None]).sum().item()
+    greedy = bool((logprobs.argmax(dim=-1) == target).all())
+    return picked, greedy
+
+
+@torch.no_grad()
+def text_nll(model: GPT, ids: list[int]) -> tuple[float, int]:
+    """(summed negative log-likelihood in nats, tokens predicted) over non-overlapping windows."""
+    block, total, count = model.cfg.block_size, 0.0, 0
+    for start in range(0, max(len(ids) - 1, 0), block):
+        window = torch.tensor([ids[start : start + block + 1]], dtype=torch.long)
+        _, loss = model(window[:, :-1], window[:, 1:])
+        n = window.size(1) - 1
+        total, count = total + loss.item() * n, count + n
+    return total, count
+
+
+def multiple_choice(model: GPT, tokenizer: Tokenizer, items: list[dict[str, Any]]) -> dict:
+    """acc (highest log-likelihood) and acc_norm (log-likelihood per character of the choice)."""
+    correct = correct_norm = 0
+    for item in items:
+        scores = []
+        for choice in item["choices"]:
+            context, continuation = split_encode(tokenizer, item["context"], " " + choice)
+            logprob, _ = continuation_scores(model, context, continuation)
+            scores.append((logprob, logprob / max(len(choice), 1)))
+        raw = max(range(len(scores)), key=lambda i: scores[i][0])
+        norm = max(range(len(scores)), key=lambda i: scores[i][1])
+        correct += raw == item["label"]
+        correct_norm += norm == item["label"]
+    n = max(len(items), 1)
+    return {"acc": correct / n, "acc_norm": correct_norm / n, "items": len(items)}
+
+
+def cloze_items(texts: Iterable[str], limit: int) -> list[tuple[str, str]]:
+    """(context, last word) pairs: each text cut before its last word of two or more letters."""
+    items = []
+    for text in texts:
+        last = next(reversed([*WORD.finditer(text)]), None)
+        if last is not None and text[: last.start()].strip():
+            items.append((text[: last.start()], last.group()))
+        if len(items) == limit:
+            break
+    return items
+
+
+def cloze_accuracy(model: GPT, tokenizer: Tokenizer, items: list[tuple[str, str]]) -> dict:
+    """LAMBADA-style: the share of items whose last word greedy decoding reproduces exactly."""
+    hits, total_nll, total_tokens = 0, 0.0, 0
+    for context_text, word in items:
+        context, continuation = split_encode(tokenizer, context_text, word)
+        logprob, greedy = continuation_scores(model, context, continuation)
+        hits += greedy
+        total_nll, total_tokens = total_nll - logprob, total_tokens + len(continuation)
+    n = max(len(items), 1)
+    return {
+        "acc": hits / n,
+        "word_nll": total_nll / max(total_tokens, 1),
+        "items": len(items),
+    }

@@ -1,0 +1,89 @@
+"""The model card: one Markdown page per registered version, stored with the model's artifacts.
+
+It traces the model to its data (each upstream step's fingerprint, document and token counts,
+the curate funnel and drop reasons), and gives the training settings, the evaluation table, the
+samples and the promotion decision.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+
+def upstream_outputs(step_path: Path) -> dict[str, dict[str, Any]]:
+    """Every step output `step_path` was built from, walking each `config.json`'s inputs."""
+    found: dict[str, dict[str, Any]] = {}
+    pending = [Path(step_path)]
+    while pending:
+        path = pending.pop()
+        resolved = json.loads((path / "config.json").read_text())
+        stats_file = path / "stats.json"
+        found[resolved["step"]] = {
+            "path": str(path),
+            "fingerprint": path.name,
+            "config": resolved["config"],
+            "stats": json.loads(stats_file.read_text()) if stats_file.is_file() else {},
+        }
+        pending += [Path(p) for s, p in resolved["inputs"].items() if s not in found]
+    return found
+
+
+def _table(rows: list[tuple[Any, ...]], header: tuple[str, ...]) -> list[str]:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for row in rows:
+        cells = [f"{c:.4f}" if isinstance(c, float) else str(c) for c in row]
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines + [""]
+
+
+def data_section(steps: dict[str, dict[str, Any]]) -> list[str]:
+    """Lineage table, curate funnel and drop reasons, token counts per split."""
+    lines = ["## Data lineage", ""]
+    lines += _table(
+        [(name, step["fingerprint"], step["path"]) for name, step in steps.items()],
+        ("step", "fingerprint", "output"),
+    )
+    curate = steps.get("curate", {}).get("stats", {})
+    if curate.get("funnel"):
+        lines += ["### Curate funnel (documents left after each stage)", ""]
+        # stats.json sorts its keys; the stages' order is that of the counts, which only fall
+        funnel = sorted(curate["funnel"].items(), key=lambda kv: (-kv[1], kv[0] == "kept"))
+        lines += _table(funnel, ("stage", "documents"))
+    drops = [(k.removeprefix("dropped_"), v) for k, v in curate.items() if k.startswith("dropped_")]
+    if drops:
+        lines += ["### Dropped documents by reason", ""] + _table(sorted(drops), ("reason", "docs"))
+    splits = steps.get("tokenize", {}).get("stats", {}).get("splits", {})
+    if splits:
+        rows = [(s, v.get("docs"), v.get("tokens")) for s, v in sorted(splits.items())]
+        lines += ["### Tokens", ""] + _table(rows, ("split", "documents", "tokens"))
+    return lines
+
+
+def model_card(
+    title: str,
+    tags: dict[str, str],
+    steps: dict[str, dict[str, Any]],
+    training: dict[str, Any],
+    evaluation: dict[str, Any],
+    decision: dict[str, Any],
+) -> str:
+    """The card's Markdown. `training`: settings and summary; `evaluation`: metrics, samples."""
+    lines = [f"# Model card: {title}", ""]
+    lines += [f"- {k}: `{v}`" for k, v in sorted(tags.items()) if k.startswith("lmforge.")]
+    lines += [""] + data_section(steps)
+    lines += ["## Training", "", "```json", json.dumps(training, indent=2, default=str), "```", ""]
+    lines += ["## Evaluation", ""]
+    lines += _table(sorted(evaluation["metrics"].items()), ("metric", "value"))
+    lines += [
+        "## Promotion",
+        "",
+        f"{decision['decision']}: {decision['reason']}",
+        "",
+        "## Samples",
+        "",
+    ]
+    for sample in evaluation.get("samples", []):
+        lines += [f"**{sample['prompt']}**", "", "```", sample["completion"], "```", ""]
+    return "\n".join(lines)

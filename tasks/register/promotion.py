@@ -1,0 +1,100 @@
+"""The promotion gate: does a new version beat the registered `champion` by the set margin?
+
+A version's evaluation lives in its tags (`lmforge.eval.<metric>`), so the gate needs nothing
+but the registry. The decision records both sets of numbers; registry.py writes it to the new
+version's description and tags and moves the `champion` alias only when `promote` is true.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+from tasks.config import RegisterConfig
+
+EVAL_TAG = "lmforge.eval."
+LOWER_IS_BETTER = ("loss", "perplexity", "bpb", "nll")
+
+
+def lower_is_better(metric: str) -> bool:
+    """Loss-like metrics (loss, perplexity, bits per byte, nll) improve downwards."""
+    return metric.endswith(LOWER_IS_BETTER)
+
+
+def relative_gain(metric: str, candidate: float, champion: float) -> float:
+    """How much better the candidate is, as a fraction of the champion's value (>0: better)."""
+    diff = champion - candidate if lower_is_better(metric) else candidate - champion
+    if champion == 0:
+        return math.inf if diff > 0 else 0.0
+    return diff / abs(champion)
+
+
+@dataclass
+class Decision:
+    """Whether to promote, why, and the numbers compared."""
+
+    promote: bool
+    reason: str
+    candidate: dict[str, float]
+    champion: dict[str, float] = field(default_factory=dict)
+    champion_version: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "decision": "promoted to champion" if self.promote else "not promoted",
+            "reason": self.reason,
+            "candidate": self.candidate,
+            "champion": self.champion,
+            "champion_version": self.champion_version,
+        }
+
+    def tags(self) -> dict[str, str]:
+        """The decision as model-version tags."""
+        tags = {
+            "lmforge.promotion.decision": self.to_dict()["decision"],
+            "lmforge.promotion.reason": self.reason[:5000],
+        }
+        if self.champion_version is not None:
+            tags["lmforge.promotion.champion_version"] = str(self.champion_version)
+        tags |= {f"lmforge.promotion.champion.{k}": repr(v) for k, v in self.champion.items()}
+        return tags
+
+
+def decide(
+    settings: RegisterConfig,
+    candidate: dict[str, float],
+    champion_tags: dict[str, str] | None,
+    champion_version: int | None,
+) -> Decision:
+    """Compare `candidate` metrics with the champion's tags on `settings.promote_metrics`."""
+    missing = [m for m in settings.promote_metrics if m not in candidate]
+    if missing:
+        raise ValueError(
+            f"register.promote_metrics names {missing}, which the evaluation did not produce "
+            f"(it has: {sorted(candidate)}); switch those evaluation sets on or change the list"
+        )
+    mine = {m: float(candidate[m]) for m in settings.promote_metrics}
+    if champion_tags is None:
+        return Decision(True, "first version with an evaluation: no champion to beat", mine)
+    theirs = {
+        m: float(champion_tags[EVAL_TAG + m])
+        for m in settings.promote_metrics
+        if EVAL_TAG + m in champion_tags
+    }
+    lacking = [m for m in settings.promote_metrics if m not in theirs]
+    if lacking:
+        reason = f"champion version {champion_version} has no recorded {lacking} to compare"
+        return Decision(False, reason, mine, theirs, champion_version)
+    lines, promote = [], True
+    for m in settings.promote_metrics:
+        gain = relative_gain(m, mine[m], theirs[m])
+        better = gain > settings.promote_margin
+        promote &= better
+        direction = "lower" if lower_is_better(m) else "higher"
+        lines.append(
+            f"{m}: {mine[m]:.4f} vs champion {theirs[m]:.4f} ({direction} is better, "
+            f"gain {gain:+.2%}, needs > {settings.promote_margin:.2%}: "
+            f"{'beats' if better else 'does not beat'})"
+        )
+    return Decision(promote, "; ".join(lines), mine, theirs, champion_version)
