@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed
 CONFIG ?= configs/demo.toml
 WORK   ?= runs/demo
 
-.PHONY: setup demo test lint bench ui clean
+.PHONY: setup demo test lint bench ui serve ui-check clean
 
 setup: $(STAMP)
 
@@ -39,6 +39,20 @@ ui: setup
 	$(BIN)/mlflow ui --backend-store-uri sqlite:///$(abspath $(WORK))/mlflow.db --host 127.0.0.1 --port 5000 & \
 	PREFECT_HOME=$(abspath $(WORK))/prefect $(BIN)/prefect server start --host 127.0.0.1 --port 4200 & \
 	wait
+
+# The scheduled deployments (flows/deployments.py) on a running Prefect server, and a process
+# worker that runs them: PREFECT_API_URL=http://127.0.0.1:4200/api make serve [TZ_NAME=Europe/Berlin]
+TZ_NAME ?= UTC
+serve: setup
+	@test -n "$$PREFECT_API_URL" || { echo "make serve: set PREFECT_API_URL to a running Prefect server's API, e.g. http://127.0.0.1:4200/api (make ui starts one)" >&2; exit 2; }
+	$(BIN)/python -m flows.deployments --timezone $(TZ_NAME) --config $(CONFIG)
+	$(BIN)/prefect worker start --pool lmforge-process --type process
+
+# Headless Chromium opens the Prefect UI (flow run, artifacts) and the MLflow UI (registered
+# model) of a fresh small run; screenshots go to runs/ui-check/. Not part of `make test`.
+ui-check: setup
+	@infra/install_chromium.sh
+	$(BIN)/python infra/ui_check.py --work runs/ui-check
 
 clean:
 	rm -rf runs

@@ -46,14 +46,14 @@ def pipeline(
     config = load_config(config_path, overrides)
     logger = get_run_logger()
     results: dict[str, Any] = {}
-    results["crawl"] = crawl_step(config)
-    results["extract"] = extract_step(config, results["crawl"])
-    results["curate"] = curate_step(config, results["extract"])
-    results["tokenize"] = tokenize_step(config, results["curate"])
+    results["crawl"] = crawl_step(config).result()
+    results["extract"] = extract_step(config, results["crawl"]).result()
+    results["curate"] = curate_step(config, results["extract"]).result()
+    results["tokenize"] = tokenize_step(config, results["curate"]).result()
     upstream = list(results.values())
-    results["train"] = train_step(config, results["tokenize"], upstream)
-    results["evaluate"] = evaluate_step(config, results["train"], results["tokenize"])
-    results["register"] = register_step(config, results["train"], results["evaluate"])
+    results["train"] = train_step(config, results["tokenize"], upstream).result()
+    results["evaluate"] = evaluate_step(config, results["train"], results["tokenize"]).result()
+    results["register"] = register_step(config, results["train"], results["evaluate"]).result()
     for name, result in results.items():
         logger.info(
             "%s: %s %s", name, "skipped (complete)" if result.skipped else "ran", result.path

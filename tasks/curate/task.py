@@ -4,18 +4,20 @@ from __future__ import annotations
 
 from prefect import task
 from prefect.cache_policies import NO_CACHE
+from prefect.states import State
 
 from tasks.common.spark import spark_session
 from tasks.common.step import StepResult, run_step
+from tasks.common.task import finished, funnel_rows, publish_step
 from tasks.config import LmforgeConfig
 from tasks.curate.curate import curate_documents
 
 
-@task(name="curate", cache_policy=NO_CACHE)
-def curate_step(config: LmforgeConfig, extracted: StepResult) -> StepResult:
+@task(name="curate", cache_policy=NO_CACHE, timeout_seconds=12 * 3600)
+def curate_step(config: LmforgeConfig, extracted: StepResult) -> State:
     """Filter and deduplicate the extracted documents into `<work_dir>/curate/`."""
     spark = spark_session(config.spark)
-    return run_step(
+    result = run_step(
         config.run.work_dir,
         "curate",
         {"curate": config.to_dict()["curate"]},
@@ -23,3 +25,22 @@ def curate_step(config: LmforgeConfig, extracted: StepResult) -> StepResult:
         ["tasks/curate"],
         lambda out: curate_documents(spark, f"{extracted.path}/docs", config.curate, out),
     )
+    stats = result.stats
+    n_input, kept = stats.get("input", 0), stats.get("kept", 0)
+    funnel = stats.get("funnel", {})
+    stages, left = list(funnel), list(funnel.values())
+    # documents left before the first dedup stage: what the filters let through
+    filtered = (
+        left[stages.index("after_exact_dedup") - 1] if "after_exact_dedup" in funnel else kept
+    )
+    numbers = {
+        "documents in": n_input,
+        "removed by filters": n_input - filtered,
+        "removed as duplicates": filtered - kept,
+        "documents kept": kept,
+        "kept share": kept / n_input if n_input else 0.0,
+        "deduplicated against": config.curate.previous_output or "(this input only)",
+        "seconds": stats.get("seconds", 0.0),
+    }
+    publish_step(result, "Curate", funnel_rows(stats), numbers)
+    return finished(result)

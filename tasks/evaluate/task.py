@@ -4,16 +4,18 @@ from __future__ import annotations
 
 from prefect import task
 from prefect.cache_policies import NO_CACHE
+from prefect.states import State
 
 from tasks.common.step import StepResult, run_step
+from tasks.common.task import finished
 from tasks.config import LmforgeConfig
 from tasks.evaluate.report import evaluate_trained
 
 
-@task(name="evaluate", cache_policy=NO_CACHE)
-def evaluate_step(config: LmforgeConfig, trained: StepResult, tokens: StepResult) -> StepResult:
+@task(name="evaluate", cache_policy=NO_CACHE, timeout_seconds=6 * 3600)
+def evaluate_step(config: LmforgeConfig, trained: StepResult, tokens: StepResult) -> State:
     """Validation loss, perplexity and sample generations of the trained model."""
-    return run_step(
+    result = run_step(
         config.run.work_dir,
         "evaluate",
         {"evaluate": config.to_dict()["evaluate"]},
@@ -21,3 +23,4 @@ def evaluate_step(config: LmforgeConfig, trained: StepResult, tokens: StepResult
         ["tasks/evaluate", "model"],
         lambda out: evaluate_trained(config, trained, tokens, out),
     )
+    return finished(result)

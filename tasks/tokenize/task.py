@@ -7,16 +7,30 @@ from typing import Any
 
 from prefect import task
 from prefect.cache_policies import NO_CACHE
+from prefect.states import State
 
 from tasks.common.spark import spark_session
 from tasks.common.step import StepResult, run_step
+from tasks.common.task import finished, publish_step
 from tasks.config import LmforgeConfig
 from tasks.tokenize.bpe import file_sha256, train_tokenizer, use_tokenizer_file
 from tasks.tokenize.shards import write_shards
 
 
-@task(name="tokenize", cache_policy=NO_CACHE)
-def tokenize_step(config: LmforgeConfig, curated: StepResult) -> StepResult:
+def split_rows(stats: dict[str, Any]) -> list[dict[str, Any]]:
+    """Documents and tokens per split (train, val), then the total."""
+    rows = [
+        {"split": name, "documents": split.get("docs", 0), "tokens": split.get("tokens", 0)}
+        for name, split in stats.get("splits", {}).items()
+    ]
+    rows.append(
+        {"split": "all", "documents": stats.get("docs", 0), "tokens": stats.get("tokens", 0)}
+    )
+    return rows
+
+
+@task(name="tokenize", cache_policy=NO_CACHE, timeout_seconds=12 * 3600)
+def tokenize_step(config: LmforgeConfig, curated: StepResult) -> State:
     """Train (or take `tokenize.tokenizer_file`) a tokenizer, write token shards to
     `<work_dir>/tokenize/`."""
     spark = spark_session(config.spark)
@@ -36,7 +50,7 @@ def tokenize_step(config: LmforgeConfig, curated: StepResult) -> StepResult:
         shards = write_shards(spark, docs_uri, saved, config.tokenize, out)
         return {"tokenizer": tokenizer, **shards}
 
-    return run_step(
+    result = run_step(
         config.run.work_dir,
         "tokenize",
         settings,
@@ -44,3 +58,15 @@ def tokenize_step(config: LmforgeConfig, curated: StepResult) -> StepResult:
         ["tasks/tokenize", "model/token_format.py"],
         build,
     )
+    stats = result.stats
+    numbers = {
+        "documents": stats.get("docs", 0),
+        "tokens": stats.get("tokens", 0),
+        "shards": stats.get("shards", 0),
+        "vocabulary size": stats.get("vocab_size", 0),
+        "token dtype": stats.get("dtype", ""),
+        "tokenizer": "given file" if given else "trained here",
+        "seconds": stats.get("seconds", 0.0),
+    }
+    publish_step(result, "Tokenize", split_rows(stats), numbers)
+    return finished(result)

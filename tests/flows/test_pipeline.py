@@ -1,15 +1,20 @@
 """End to end at tiny size: the real pipeline flow on a real Prefect server, Spark, the
-`deepspeed` launcher and MLflow; then a re-run that must skip every finished step."""
+`deepspeed` launcher and MLflow; the states and artifacts the Prefect UI shows; a re-run that
+must skip every finished step; a failure in the middle step, then a re-run that resumes there."""
 
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
 from tokenizers import Tokenizer
 
+from flows.continuous import continue_pretraining
 from flows.pipeline import pipeline
 from model.token_format import read_documents
 
@@ -41,11 +46,39 @@ TINY = [
 
 
 @pytest.fixture(scope="module")
-def tiny_run(prefect_api, spark, tmp_path_factory):
+def tiny_state(prefect_api, spark, tmp_path_factory):
     work_dir = tmp_path_factory.mktemp("e2e")
     overrides = [*TINY, f"run.work_dir={work_dir}"]
-    first = pipeline(config_path=None, overrides=overrides)
-    return work_dir, overrides, first
+    return work_dir, overrides, pipeline(config_path=None, overrides=overrides, return_state=True)
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tiny_state):
+    work_dir, overrides, state = tiny_state
+    return work_dir, overrides, state.result()
+
+
+def task_states(flow_run_id) -> dict[str, tuple[str, str]]:
+    """`{task name: (state type, state name)}` of one flow run's task runs."""
+    only = FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id]))
+    with get_client(sync_client=True) as client:
+        runs = client.read_task_runs(flow_run_filter=only)
+    return {r.name.rsplit("-", 1)[0]: (r.state.type.value, r.state.name) for r in runs}
+
+
+def artifacts(flow_run_id) -> dict[str, object]:
+    """`{key: data}` of one flow run's artifacts (the newest version of each key)."""
+    only = FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id]))
+    with get_client(sync_client=True) as client:
+        found = client.read_artifacts(flow_run_filter=only, sort="CREATED_DESC")
+    newest: dict[str, object] = {}
+    for artifact in found:
+        data = artifact.data
+        newest.setdefault(
+            artifact.key,
+            json.loads(data) if artifact.type == "table" and isinstance(data, str) else data,
+        )
+    return newest
 
 
 def test_every_step_ran_and_published_its_output(tiny_run):
@@ -109,9 +142,110 @@ def test_run_and_model_version_exist_in_mlflow(tiny_run):
     assert version.tags["lmforge.manifest_sha256"] == run.data.tags["lmforge.manifest_sha256"]
 
 
+def test_the_ui_shows_states_and_artifacts(tiny_state, tiny_run):
+    _, _, state = tiny_state
+    _, _, summary = tiny_run
+    run_id = state.state_details.flow_run_id
+    assert state.is_completed()
+    assert task_states(run_id) == {name: ("COMPLETED", "Completed") for name in summary["steps"]}
+    found = artifacts(run_id)
+    data_steps = ["crawl", "extract", "curate", "tokenize"]
+    expected = {f"{step}-{kind}" for step in data_steps for kind in ("funnel", "summary")}
+    assert expected | {"crawl-progress", "train-progress", "evaluation-report"} <= set(found)
+    assert float(found["crawl-progress"]) == float(found["train-progress"]) == 100.0
+
+    stats = json.loads((Path(summary["steps"]["curate"]["path"]) / "stats.json").read_text())
+    rows = found["curate-funnel"]
+    stages = {r["stage"]: r["documents"] for r in rows if r["stage"] != "dropped"}
+    assert stages == stats["funnel"]
+    reasons = {r["reason"]: r["documents"] for r in rows if r["stage"] == "dropped"}
+    assert reasons == {
+        k.removeprefix("dropped_"): v for k, v in stats.items() if k.startswith("dropped_")
+    }
+    assert sum(reasons.values()) == stats["input"] - stats["kept"]
+    assert f"| documents kept | {stats['kept']:,} |" in found["curate-summary"]
+    crawl_rows = {r["stage"]: r["documents"] for r in found["crawl-funnel"]}
+    assert crawl_rows["fetched"] == summary["pages_fetched"]
+    token_rows = {r["split"]: r["tokens"] for r in found["tokenize-funnel"]}
+    assert (
+        token_rows["train"] == summary["tokens_train"]
+        and token_rows["val"] == summary["tokens_val"]
+    )
+
+    report = found["evaluation-report"]
+    assert f"| val_loss | {summary['val_loss']:.4f} |" in report
+    assert f"/runs/{summary['mlflow_run_id']})" in report
+    assert f"#/models/tiny-e2e/versions/{summary['model_version']})" in report
+    assert "Promotion:" in report
+
+
 def test_rerun_skips_every_finished_step(tiny_run):
     _, overrides, first = tiny_run
-    second = pipeline(config_path=None, overrides=overrides)
+    state = pipeline(config_path=None, overrides=overrides, return_state=True)
+    second = state.result()
     assert all(step["skipped"] for step in second["steps"].values())
     assert second["model_version"] == first["model_version"]
     assert second["steps"] == {k: {**v, "skipped": True} for k, v in first["steps"].items()}
+    run_id = state.state_details.flow_run_id
+    assert set(task_states(run_id).values()) == {("COMPLETED", "Skipped")}
+    assert not {"crawl-progress", "train-progress"} & set(artifacts(run_id))  # nothing ran
+
+
+def test_continue_pretraining_trains_nothing_without_new_documents(tiny_run):
+    _, overrides, first = tiny_run
+    result = continue_pretraining(config_path=None, overrides=overrides)
+    assert result == {
+        "trained": False,
+        "champion_version": first["model_version"],  # the first version became champion
+        "curated": first["steps"]["curate"]["path"],
+    }
+
+
+def output_files(folder: Path) -> dict[str, bytes]:
+    """The files under `folder` by relative path, less the run's markers and timings."""
+    return {
+        str(path.relative_to(folder)): path.read_bytes()
+        for path in sorted(folder.rglob("*"))
+        if path.is_file() and path.name not in {"_SUCCESS", "stats.json"}
+    }
+
+
+def evaluation(folder: Path) -> dict[str, object]:
+    """An evaluate output's numbers and samples, less timings and the MLflow run id."""
+    stats = json.loads((folder / "stats.json").read_text())
+    return {k: v for k, v in stats.items() if k not in {"seconds", "mlflow_run_id"}}
+
+
+def test_a_failed_middle_step_then_a_rerun_resumes_there(tiny_run, tmp_path):
+    work_dir, overrides, first = tiny_run
+    later = ["tokenize", "train", "evaluate"]
+    for step in [*later, "register"]:  # keep the uninterrupted run's outputs to compare with
+        shutil.move(work_dir / step, tmp_path / step)
+    (work_dir / "tokenize").write_text("a file where the step's folder goes: tokenize fails")
+
+    failed = pipeline(config_path=None, overrides=overrides, return_state=True)
+    assert failed.is_failed()
+    assert task_states(failed.state_details.flow_run_id) == {
+        "crawl": ("COMPLETED", "Skipped"),
+        "extract": ("COMPLETED", "Skipped"),
+        "curate": ("COMPLETED", "Skipped"),
+        "tokenize": ("FAILED", "Failed"),
+    }
+
+    (work_dir / "tokenize").unlink()
+    resumed = pipeline(config_path=None, overrides=overrides)
+    ran = {name: not step["skipped"] for name, step in resumed["steps"].items()}
+    assert ran == dict.fromkeys(["crawl", "extract", "curate"], False) | dict.fromkeys(
+        [*later, "register"], True
+    )
+    assert {k: v["path"] for k, v in resumed["steps"].items()} == {
+        k: v["path"] for k, v in first["steps"].items()
+    }
+    tokens, trained, evaluated = (Path(first["steps"][step]["path"]) for step in later)
+    assert output_files(tokens) == output_files(tmp_path / "tokenize" / tokens.name)
+    assert output_files(trained / "model") == output_files(
+        tmp_path / "train" / trained.name / "model"
+    )
+    assert evaluation(evaluated) == evaluation(tmp_path / "evaluate" / evaluated.name)
+    assert resumed["val_loss"] == first["val_loss"]
+    assert resumed["model_version"] == first["model_version"] + 1
