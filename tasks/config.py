@@ -11,10 +11,12 @@ import tomllib
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from model.config import TrainConfig
-from model.gpt import ModelConfig
+
+if TYPE_CHECKING:
+    from model.gpt import ModelConfig
 
 
 class ConfigError(ValueError):
@@ -44,6 +46,9 @@ class TrackingConfig:
     tracking_uri: str = ""
     experiment: str = "lmforge"
     model_name: str = "lmforge-gpt"
+    # Where the Prefect evaluation report links to; empty: an http(s) tracking_uri, else the
+    # address `make ui` serves (http://127.0.0.1:5000).
+    ui_url: str = ""
 
 
 @dataclass
@@ -51,15 +56,54 @@ class CrawlConfig:
     """What to collect. No `seeds`: serve the embedded pydoc site on 127.0.0.1 and crawl it."""
 
     seeds: list[str] = field(default_factory=list)
+    sitemaps: list[str] = field(default_factory=list)  # sitemap.xml / sitemap index URLs
     site_modules: int = 300
     max_pages: int = 400
     max_depth: int = 3
+    max_pages_per_host: int = 0  # 0: no per-host limit
+    time_budget_s: float = 3600.0  # the whole crawl; URLs left over end with 'budget: time'
+    # Scope: a host matches an entry equal to it or a parent domain of it; empty: the seeds'
+    # hosts. URL regexes (re.search): include (any, when given), then exclude (none).
     allowed_hosts: list[str] = field(default_factory=lambda: ["127.0.0.1"])
+    include_patterns: list[str] = field(default_factory=list)
+    exclude_patterns: list[str] = field(default_factory=list)
+    # Safety: hosts or IPs/CIDRs allowed although private, loopback, link-local or metadata.
+    allow_private_hosts: list[str] = field(default_factory=list)
+    # Robustness: per attempt, connect and per-read timeouts and a total deadline (timeout_s).
     timeout_s: float = 10.0
-    max_bytes: int = 5_000_000
+    connect_timeout_s: float = 5.0
+    read_timeout_s: float = 10.0
+    max_retries: int = 3  # on timeouts, resets, 429 and 5xx, with exponential backoff
+    backoff_s: float = 1.0  # first retry's wait; doubles each retry
+    max_retry_after_s: float = 60.0  # cap on a server's Retry-After
+    max_redirects: int = 5
+    max_bytes: int = 5_000_000  # body cut here (after gzip/deflate decoding)
+    content_types: list[str] = field(
+        default_factory=lambda: ["text/html", "application/xhtml+xml", "text/plain"]
+    )
+    # Politeness, per host: seconds between requests (robots.txt Crawl-delay wins up to
+    # max_crawl_delay_s), concurrent requests, and hosts fetched at once per Spark task.
+    host_delay_s: float = 0.0
+    max_crawl_delay_s: float = 30.0
+    host_concurrency: int = 1
+    host_threads: int = 8
     user_agent: str = "lmforge-crawler/0.1"
+    # Re-crawl: an earlier crawl output folder (<work_dir>/crawl/<fingerprint>); its ETag and
+    # Last-Modified are sent, and a 304 keeps its page ('not_modified').
+    previous_output: str = ""
     books_dir: str = ""
     partitions: int = 4
+    # Other sources (each empty = none). Books: Gutenberg-style .txt URLs, fetched politely.
+    book_urls: list[str] = field(default_factory=list)
+    # Common Crawl WARC (HTML responses, extracted like pages) and WET (text) files: local
+    # paths, globs or http(s) URLs.
+    warc_paths: list[str] = field(default_factory=list)
+    # Existing dumps: .jsonl/.json(.gz), .parquet or .txt files (paths, globs or URLs); a
+    # JSONL/Parquet row's text is in `dump_text_field`, a .txt file is one document.
+    dump_paths: list[str] = field(default_factory=list)
+    dump_text_field: str = "text"
+    # A remote WARC/dump/book file is fetched whole into memory, up to this size.
+    max_file_bytes: int = 1_000_000_000
 
 
 @dataclass
@@ -72,6 +116,11 @@ class ExtractConfig:
     include_tables: bool = True
     min_chars: int = 50
     partitions: int = 4  # Spark partitions the pages are spread over for extraction
+    time_limit_s: float = 10.0  # per page; slower pages are dropped as 'extraction_timeout'
+    # Language id (py3langid): keep only these ISO 639-1 codes (empty = any) scored at least
+    # `min_lang_score` (probability in [0, 1]).
+    allowed_langs: list[str] = field(default_factory=list)
+    min_lang_score: float = 0.0
 
 
 @dataclass
@@ -177,6 +226,55 @@ class EvalConfig:
     temperature: float = 0.8
     top_k: int = 40
     seed: int = 1234
+    # Beyond held-out loss, perplexity and bits per byte (0 or "" switches a part off):
+    # BLEU/chrF of greedy continuations of held-out documents (prompt: the first
+    # `prompt_tokens`, reference: the next `reference_tokens`), last-word cloze accuracy.
+    bleu_docs: int = 20
+    prompt_tokens: int = 32
+    reference_tokens: int = 32
+    cloze_docs: int = 50
+    texts: list[str] = field(default_factory=list)  # text files/folders: perplexity, bpb
+    choices: str = ""  # JSONL {context, choices, label}: acc and acc_norm
+    sft: str = ""  # JSONL {prompt, response} or {messages}: answer perplexity, BLEU, chrF
+    sft_max_new_tokens: int = 64
+
+
+@dataclass
+class RegisterConfig:
+    """Promotion gate: a new version gets alias `candidate`; `champion` moves to it only if it
+    beats the champion on every metric in `promote_metrics` by `promote_margin` (relative:
+    0.01 = 1% better). Names ending in loss, perplexity, bpb or nll are lower-is-better."""
+
+    promote_metrics: list[str] = field(default_factory=lambda: ["val_bpb"])
+    promote_margin: float = 0.0
+
+
+@dataclass
+class FinetuneConfig:
+    """Supervised fine-tuning of a registered model on a JSONL domain set (model/sft.py format),
+    through the training script with these settings over `train`'s; registered as
+    `<base model name>-<domain>` with its own promotion gate."""
+
+    domain: str = "domain"
+    val_data: str = ""  # held-out JSONL; empty: every `val_every`-th line of the data
+    val_every: int = 5
+    choices: str = ""  # the domain's JSONL {context, choices, label}: accuracy before/after
+    steps: int = 100
+    lr: float = 3e-4
+    min_lr: float = 3e-5
+    warmup_steps: int = 10
+    micro_batch: int = 8
+    eval_every: int = 50
+    promote_metrics: list[str] = field(default_factory=lambda: ["sft_perplexity"])
+    promote_margin: float = 0.0
+
+
+def _model_config_class() -> type[ModelConfig]:
+    """`ModelConfig`, imported only when a whole config is built: model/gpt.py imports torch,
+    and Spark executors, which unpickle one section of this module, should not pay for it."""
+    from model.gpt import ModelConfig
+
+    return ModelConfig
 
 
 @dataclass
@@ -190,9 +288,11 @@ class LmforgeConfig:
     extract: ExtractConfig = field(default_factory=ExtractConfig)
     curate: CurateConfig = field(default_factory=CurateConfig)
     tokenize: TokenizeConfig = field(default_factory=TokenizeConfig)
-    model: ModelConfig = field(default_factory=ModelConfig)
+    model: ModelConfig = field(default_factory=lambda: _model_config_class()())
     train: TrainConfig = field(default_factory=TrainConfig)
     evaluate: EvalConfig = field(default_factory=EvalConfig)
+    register: RegisterConfig = field(default_factory=RegisterConfig)
+    finetune: FinetuneConfig = field(default_factory=FinetuneConfig)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -248,7 +348,7 @@ def load_config(
 ) -> LmforgeConfig:
     """Defaults, then the TOML preset at `path`, then `overrides` (`section.key=value`)."""
     config = LmforgeConfig()
-    sections = typing.get_type_hints(LmforgeConfig)
+    sections = typing.get_type_hints(LmforgeConfig, localns={"ModelConfig": _model_config_class()})
     layers: list[tuple[str, dict[str, dict[str, Any]]]] = []
     if path is not None:
         path = Path(path)

@@ -27,13 +27,10 @@ def candidate_pairs(index: DataFrame) -> DataFrame:
         .agg(F.array_sort(F.collect_set("node")).alias("members"))
         .filter(F.size("members") > 1)
     )
-    return (
-        buckets.select(
-            F.col("members")[0].alias("src"),
-            F.explode(F.slice("members", 2, F.size("members") - 1)).alias("dst"),
-        )
-        .distinct()
-    )
+    return buckets.select(
+        F.col("members")[0].alias("src"),
+        F.explode(F.slice("members", 2, F.size("members") - 1)).alias("dst"),
+    ).distinct()
 
 
 def connected_components(edges: DataFrame, max_iterations: int = 50) -> DataFrame:

@@ -28,6 +28,7 @@ LMFORGE = Path(sys.executable).parent / "lmforge"
 TINY = [
     "crawl.max_pages=40",
     "crawl.allowed_hosts=['127.0.0.1']",
+    "crawl.allow_private_hosts=['127.0.0.1']",
     # pydoc pages are repetitive by nature: the quality filters would leave too few for a split
     "curate.filters=['length','links']",
     "tokenize.vocab_size=512",
