@@ -118,7 +118,7 @@ def main() -> None:
     torch.manual_seed(0)
     engine = build_engine(GPT(cfg), settings, 1)
     gen = torch.Generator().manual_seed(0)
-    budget, started, step = args.minutes * 60, time.perf_counter(), 0
+    budget, started, step, warm_s = args.minutes * 60, time.perf_counter(), 0, 0.0
     while time.perf_counter() - started < budget and step < settings.steps:
         starts = torch.randint(0, len(train) - cfg.block_size - 1, (args.batch,), generator=gen)
         rows = torch.from_numpy(np.stack([train[s : s + cfg.block_size + 1] for s in starts]))
@@ -126,9 +126,15 @@ def main() -> None:
         engine.backward(loss)
         engine.step()
         step += 1
+        elapsed = time.perf_counter() - started
         if step == args.warmup:  # now the speed is known: the decay ends when the budget does
-            per_step = (time.perf_counter() - started) / step
-            settings.steps = step + int((budget - (time.perf_counter() - started)) / per_step)
+            settings.steps = step + int((budget - elapsed) / (elapsed / step))
+            warm_s = elapsed
+        elif step % 100 == 0 and elapsed < 0.7 * budget:
+            # re-sized on the steady speed since warm-up (the first steps are slower), while the
+            # learning rate is still near its peak, so the cosine decay ends with the budget
+            per_step = (elapsed - warm_s) / (step - args.warmup)
+            settings.steps = step + int((budget - elapsed) / per_step)
         if step % 50 == 0:
             print(f"step {step}/{settings.steps} loss {loss.item():.3f}", flush=True)
     trained_s = time.perf_counter() - started

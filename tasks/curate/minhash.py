@@ -18,7 +18,7 @@ import re
 from collections.abc import Iterator
 
 import numpy as np
-import pandas as pd
+import pyarrow as pa
 from datasketch import MinHash
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
@@ -163,26 +163,33 @@ def band_keys(sigs: np.ndarray, bands: int, rows: int) -> np.ndarray:
     return keys.view(np.int64)
 
 
+def _list_column(matrix: np.ndarray) -> pa.ListArray:
+    """A (rows, width) int64 matrix as an Arrow list column, without a Python object per row."""
+    rows, width = matrix.shape
+    offsets = pa.array(np.arange(0, rows * width + 1, width, dtype=np.int32))
+    return pa.ListArray.from_arrays(offsets, pa.array(matrix.reshape(-1)))
+
+
 def minhash_table(docs: DataFrame, ngram: int, bands: int, rows: int, seed: int = 1) -> DataFrame:
     """(id, signature, band_keys) for every document with at least one word."""
 
-    def run(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+    def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         for batch in batches:
-            texts = [t or "" for t in batch["text"]]
+            texts = [t or "" for t in batch.column("text").to_pylist()]
             has_words = [bool(_WORD.search(t)) for t in texts]
-            ids = [i for i, ok in zip(batch["id"], has_words, strict=True) if ok]
             sigs = signatures(
                 [t for t, ok in zip(texts, has_words, strict=True) if ok], ngram, bands * rows, seed
             )
-            yield pd.DataFrame(
-                {
-                    "id": ids,
-                    "signature": list(sigs.astype(np.int64)),
-                    "band_keys": list(band_keys(sigs, bands, rows)),
-                }
+            yield pa.RecordBatch.from_arrays(
+                [
+                    batch.column("id").filter(pa.array(has_words)),
+                    _list_column(sigs.astype(np.int64)),
+                    _list_column(band_keys(sigs, bands, rows)),
+                ],
+                names=["id", "signature", "band_keys"],
             )
 
-    return docs.select("id", "text").mapInPandas(run, SIGNATURE_SCHEMA)
+    return docs.select("id", "text").mapInArrow(run, SIGNATURE_SCHEMA)
 
 
 def estimated_jaccard(left: str, right: str, num_perm: int) -> F.Column:
