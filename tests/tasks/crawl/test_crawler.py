@@ -159,7 +159,10 @@ def test_time_budget_stops_fetching_and_accounts_the_rest(
     for row in fetched:
         ended = datetime.fromisoformat(row["fetched_at"]).timestamp() + row["fetch_ms"] / 1000
         assert ended <= started + 8.0 + 0.5, row["url"]
-    assert {r["error"] for r in rows.values() if r["outcome"] == "budget"} == {"budget: time"}
+    # 'budget: time', or 'budget: time (crawl delay of <host>)' when the host's next request
+    # would have had to wait past the deadline: which one depends on the machine's speed
+    reasons = {r["error"] for r in rows.values() if r["outcome"] == "budget"}
+    assert reasons and all(reason.startswith("budget: time") for reason in reasons)
     assert len(fetched) <= 17  # 0.5 s between requests: at most 16 fit in 8 s, + robots.txt
     assert stats["urls"] == len(rows) and stats["errors"]["budget"] == len(rows) - len(fetched)
 
