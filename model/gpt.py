@@ -262,8 +262,8 @@ def sample_next(
     top_p: float | None = None,
     generator: torch.Generator | None = None,
 ) -> torch.Tensor:
-    """One token id per row (B, 1) from logits (B, V): greedy at temperature 0, else sampled
-    from the top_k most likely and the smallest set whose probability reaches top_p."""
+    """One token id per row (B, 1) from logits (B, V): greedy at temperature 0, else a sample
+    among the top_k most likely and the smallest set whose probability reaches top_p."""
     if temperature <= 0:
         return logits.argmax(dim=-1, keepdim=True)
     logits = logits / temperature
