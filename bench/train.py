@@ -70,7 +70,7 @@ def main() -> None:
     parser.add_argument("--preset", default="small", choices=sorted(PRESETS))
     parser.add_argument("--vocab", type=int, default=8192)
     parser.add_argument("--block", type=int, default=0, help="block size; 0 = the preset's")
-    parser.add_argument("--batch", type=int, default=8, help="sequences per step")
+    parser.add_argument("--batch", type=int, default=16, help="sequences per step")
     parser.add_argument("--steps", type=int, default=20, help="timed steps per round and path")
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
