@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from functools import partial
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlparse
 
 import pyarrow as pa
 from pyspark import StorageLevel
@@ -160,8 +161,13 @@ def judged_batches(
         yield pa.RecordBatch.from_pylist(rows, schema=JUDGED_ARROW)
 
 
-ARROW_BATCH = "spark.sql.execution.arrow.maxRecordsPerBatch"
-BATCH_RECORDS = 200  # records per Arrow batch handed to a Python worker (~20 MB of pages)
+# Batch sizes while this step runs. Arrow's default batch is 10,000 records and Parquet's
+# vectorised reader reads 4,096 rows at a time: of HTML pages (~200 kB each in the benchmark),
+# gigabytes in one Python worker, and a reader buffer the JVM heap cannot hold.
+BATCH_CONF = {
+    "spark.sql.execution.arrow.maxRecordsPerBatch": "200",  # ~40 MB of pages per batch
+    "spark.sql.parquet.columnarReaderBatchSize": "256",
+}
 
 # Crawl output folders and how their records are judged.
 JUDGES = {
@@ -170,6 +176,20 @@ JUDGES = {
     "books": judge_documents,
     "dumps": judge_documents,
 }
+
+
+def _balanced(records: DataFrame, cores: int) -> bool:
+    """True when `records` already arrives as at least one partition per core from local files
+    of about equal size (largest <= 1.25 x mean), so that shuffling every page's HTML to spread
+    the work (a sixth of the step's CPU on 2 cores) would buy nothing. Files Spark would split
+    or merge, and remote files (not statted here), count as unbalanced."""
+    files = records.inputFiles()
+    if len(files) < cores or records.rdd.getNumPartitions() != len(files):
+        return False
+    if not all(uri.startswith("file:") for uri in files):
+        return False
+    sizes = [Path(urlparse(uri).path).stat().st_size for uri in files]
+    return max(sizes) <= 1.25 * sum(sizes) / len(sizes)
 
 
 def extract_documents(
@@ -182,13 +202,28 @@ def extract_documents(
         raise FileNotFoundError(
             f"extract: {crawl_dir} has none of {', '.join(JUDGES)}/; run the crawl step first"
         )
+    saved = {key: spark.conf.get(key, None) for key in BATCH_CONF}
+    for key, value in BATCH_CONF.items():
+        spark.conf.set(key, value)
+    try:
+        return _extract(spark, crawl_dir, folders, config, out_dir)
+    finally:
+        for key, value in saved.items():
+            spark.conf.unset(key) if value is None else spark.conf.set(key, value)
+
+
+def _extract(
+    spark: SparkSession, crawl_dir: Path, folders: list[str], config: ExtractConfig, out_dir: Path
+) -> dict[str, Any]:
     judged: list[DataFrame] = []
     counts = {f"input_{name}": 0 for name in JUDGES}
     for name in folders:
         records = spark.read.parquet(str(crawl_dir / name))
         counts[f"input_{name}"] = records.count()
-        # Spread records out: a crawl level of one host arrives as one partition.
-        records = records.repartition(max(1, config.partitions))
+        if not _balanced(records, spark.sparkContext.defaultParallelism):
+            # Spread records out (a crawl level of one host arrives as one partition) by a hash
+            # of the URL: unlike round-robin, this needs no sort of the whole HTML first.
+            records = records.repartition(max(1, config.partitions), F.col("url"))
         # Arrow batches both ways: no per-row pickling and schema checks between JVM and Python.
         judge = partial(judged_batches, judge=JUDGES[name], config=config)
         judged.append(records.mapInArrow(judge, JUDGED_SCHEMA))
@@ -197,9 +232,6 @@ def extract_documents(
         everything = everything.unionByName(frame)
     # Disk-backed so the two writes and the tally run trafilatura once per page.
     everything = everything.persist(StorageLevel.MEMORY_AND_DISK)
-    # Arrow's default batch is 10,000 records: of HTML pages, gigabytes in one Python worker.
-    batch_rows = spark.conf.get(ARROW_BATCH, None)
-    spark.conf.set(ARROW_BATCH, str(BATCH_RECORDS))
     try:
         kept = everything.where(F.col("drop_reason").isNull()).drop("drop_reason")
         kept.orderBy("id").write.parquet(str(out_dir / "docs"))
@@ -208,10 +240,6 @@ def extract_documents(
         outcomes = everything.groupBy("drop_reason", "lang").count().collect()
     finally:
         everything.unpersist()
-        if batch_rows is None:
-            spark.conf.unset(ARROW_BATCH)
-        else:
-            spark.conf.set(ARROW_BATCH, batch_rows)
     langs, reasons = Counter(), Counter()
     for row in outcomes:
         if row["drop_reason"] is None:

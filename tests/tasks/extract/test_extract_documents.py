@@ -172,3 +172,21 @@ def test_language_rules_drop_with_a_reason() -> None:
     assert judge_text(german, only_german)[::2] == ("de", None)
     strict = ExtractConfig(min_chars=10, min_lang_score=1.01)
     assert judge_text(english, strict)[::2] == ("en", "lang_score_low")
+
+
+def test_pages_are_shuffled_only_when_their_files_are_unbalanced(spark, tmp_path: Path) -> None:
+    """Two equal files on 2 cores are extracted where they are; one file, or a lopsided pair,
+    is spread over the cluster first (`_balanced` decides)."""
+    from tasks.extract.extract import _balanced
+
+    rows = [page(f"p{i}.html", 200, None, "text/html", PROSE) for i in range(40)]
+    frame = spark.createDataFrame(rows, PAGE_SCHEMA)
+    frame.repartition(2).write.parquet(str(tmp_path / "even"))
+    frame.coalesce(1).write.parquet(str(tmp_path / "one"))
+    spark.createDataFrame(rows[:2] + rows * 4, PAGE_SCHEMA).write.parquet(str(tmp_path / "lop"))
+    spark.createDataFrame(rows[:2], PAGE_SCHEMA).write.mode("append").parquet(str(tmp_path / "lop"))
+    read = spark.read.parquet
+    assert _balanced(read(str(tmp_path / "even")), cores=2)
+    assert not _balanced(read(str(tmp_path / "one")), cores=2)
+    assert not _balanced(read(str(tmp_path / "even")), cores=4)
+    assert not _balanced(read(str(tmp_path / "lop")), cores=2)
