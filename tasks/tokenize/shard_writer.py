@@ -27,6 +27,7 @@ from model.token_format import (
 from tasks.tokenize.bpe import EOT, file_sha256
 
 ENCODE_BATCH_DOCS = 512
+ENCODE_BYTES = 4 << 20  # text encoded in one call (see `_encoded`)
 COUNTERS = ("skipped_empty", "skipped_no_id", "invalid_utf8_docs", "oversized_docs")
 
 
@@ -82,6 +83,24 @@ def _decode(raw: bytes, counts: dict[str, int]) -> str:
         return raw.decode("utf-8", errors="replace")
 
 
+def _encoded(
+    tokenizer: Tokenizer, keep: list[int], raw: list[bytes], counts: dict[str, int]
+) -> Iterator[tuple[int, Any]]:
+    """(row, encoding) of the kept rows, encoded a few MB of text at a time: an encoding holds
+    tens of bytes per token, so encoding a whole Arrow batch at once would make a worker's
+    memory follow the batch (and so the corpus) size instead of this bound."""
+    start = 0
+    while start < len(keep):
+        end, size = start, 0
+        while end < len(keep) and (end == start or size + len(raw[keep[end]]) <= ENCODE_BYTES):
+            size += len(raw[keep[end]])
+            end += 1
+        rows = keep[start:end]
+        texts = [_decode(raw[i], counts) for i in rows]
+        yield from zip(rows, tokenizer.encode_batch_fast(texts), strict=True)
+        start = end
+
+
 def write_partition(
     batches: Iterator[pa.RecordBatch],
     *,
@@ -112,8 +131,7 @@ def write_partition(
         no_id = sum(1 for doc_id in columns["id"] if doc_id is None)
         counts["skipped_no_id"] += no_id
         counts["skipped_empty"] += batch.num_rows - len(keep) - no_id
-        texts = [_decode(columns["text"][i], counts) for i in keep]
-        for i, encoding in zip(keep, tokenizer.encode_batch_fast(texts), strict=True):
+        for i, encoding in _encoded(tokenizer, keep, columns["text"], counts):
             ids = np.array(encoding.ids + [eot_id], dtype=dtype)
             part, split = columns["_part"][i], columns["_split"][i]
             counts["oversized_docs"] += len(ids) > shard_tokens
