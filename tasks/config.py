@@ -115,8 +115,9 @@ class ExtractConfig:
     favor_recall: bool = True
     include_tables: bool = True
     min_chars: int = 50
-    # Spark partitions the pages are spread over for extraction: a few per core, so that a
-    # partition of slow pages does not leave the other cores idle at the end (bench/extract.py).
+    # Spark partitions the records are spread over for extraction when the input is not already
+    # balanced (see extract._balanced): a few per core, so that a partition of slow pages does
+    # not leave the other cores idle at the end.
     partitions: int = 8
     time_limit_s: float = 10.0  # per page; slower pages are dropped as 'extraction_timeout'
     # Language id (py3langid): keep only these ISO 639-1 codes (empty = any) scored at least

@@ -19,6 +19,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
+from urllib.request import url2pathname
 
 import pyarrow as pa
 from pyspark import StorageLevel
@@ -179,16 +180,20 @@ JUDGES = {
 
 
 def _balanced(records: DataFrame, cores: int) -> bool:
-    """True when `records` already arrives as at least one partition per core from local files
-    of about equal size (largest <= 1.25 x mean), so that shuffling every page's HTML to spread
-    the work (a sixth of the step's CPU on 2 cores) would buy nothing. Files Spark would split
-    or merge, and remote files (not statted here), count as unbalanced."""
+    """True when `records` already arrives as whole waves of tasks (a multiple of the core
+    count, one partition per file) from local files of about equal size (largest <= 1.25 x
+    mean), so that shuffling every record's HTML to spread the work would buy nothing; then
+    `extract.partitions` does not apply. Files Spark would split or merge, files it cannot
+    stat, and remote files count as unbalanced."""
     files = records.inputFiles()
-    if len(files) < cores or records.rdd.getNumPartitions() != len(files):
+    if not files or len(files) % cores or records.rdd.getNumPartitions() != len(files):
         return False
     if not all(uri.startswith("file:") for uri in files):
         return False
-    sizes = [Path(urlparse(uri).path).stat().st_size for uri in files]
+    try:  # Spark hands out URL-encoded paths ("my%20dir")
+        sizes = [Path(url2pathname(urlparse(uri).path)).stat().st_size for uri in files]
+    except OSError:
+        return False
     return max(sizes) <= 1.25 * sum(sizes) / len(sizes)
 
 
@@ -222,8 +227,10 @@ def _extract(
         counts[f"input_{name}"] = records.count()
         if not _balanced(records, spark.sparkContext.defaultParallelism):
             # Spread records out (a crawl level of one host arrives as one partition) by a hash
-            # of the URL: unlike round-robin, this needs no sort of the whole HTML first.
-            records = records.repartition(max(1, config.partitions), F.col("url"))
+            # of their id (pages: URL; all of a dump's records share its URL): unlike
+            # round-robin, this needs no sort of the whole HTML first.
+            key = "id" if "id" in records.columns else "url"
+            records = records.repartition(max(1, config.partitions), F.col(key))
         # Arrow batches both ways: no per-row pickling and schema checks between JVM and Python.
         judge = partial(judged_batches, judge=JUDGES[name], config=config)
         judged.append(records.mapInArrow(judge, JUDGED_SCHEMA))

@@ -27,7 +27,7 @@ from model.token_format import (
 from tasks.tokenize.bpe import EOT, file_sha256
 
 ENCODE_BATCH_DOCS = 512
-ENCODE_BYTES = 4 << 20  # text encoded in one call (see `_encoded`)
+ENCODE_BYTES = 4 << 20  # text encoded in one call, unless one document is larger (`_encoded`)
 COUNTERS = ("skipped_empty", "skipped_no_id", "invalid_utf8_docs", "oversized_docs")
 
 
@@ -87,8 +87,8 @@ def _encoded(
     tokenizer: Tokenizer, keep: list[int], raw: list[bytes], counts: dict[str, int]
 ) -> Iterator[tuple[int, Any]]:
     """(row, encoding) of the kept rows, encoded a few MB of text at a time: an encoding holds
-    tens of bytes per token, so encoding a whole Arrow batch at once would make a worker's
-    memory follow the batch (and so the corpus) size instead of this bound."""
+    tens of bytes per token, so encoding a whole Arrow batch (up to 64 MB of text) at once would
+    hold its encodings all together; a document larger than the bound is encoded alone."""
     start = 0
     while start < len(keep):
         end, size = start, 0

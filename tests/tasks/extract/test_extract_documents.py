@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 
@@ -174,19 +175,28 @@ def test_language_rules_drop_with_a_reason() -> None:
     assert judge_text(english, strict)[::2] == ("en", "lang_score_low")
 
 
-def test_pages_are_shuffled_only_when_their_files_are_unbalanced(spark, tmp_path: Path) -> None:
-    """Two equal files on 2 cores are extracted where they are; one file, or a lopsided pair,
-    is spread over the cluster first (`_balanced` decides)."""
+def test_balanced_inputs_are_equal_files_in_whole_waves(spark, tmp_path: Path) -> None:
+    """Two equal files on 2 cores are extracted where they are (`_balanced`); one file, two
+    files on 4 cores, or two files of unequal size are spread over the cluster first. The
+    folder name has a space: Spark hands out its paths URL-encoded."""
     from tasks.extract.extract import _balanced
 
-    rows = [page(f"p{i}.html", 200, None, "text/html", PROSE) for i in range(40)]
-    frame = spark.createDataFrame(rows, PAGE_SCHEMA)
-    frame.repartition(2).write.parquet(str(tmp_path / "even"))
-    frame.coalesce(1).write.parquet(str(tmp_path / "one"))
-    spark.createDataFrame(rows[:2] + rows * 4, PAGE_SCHEMA).write.parquet(str(tmp_path / "lop"))
-    spark.createDataFrame(rows[:2], PAGE_SCHEMA).write.mode("append").parquet(str(tmp_path / "lop"))
+    def pages(n: int, tag: str) -> list:  # random bytes: file sizes follow the page count
+        return [
+            page(f"{tag}{i}.html", 200, None, "text/html", os.urandom(2000).hex() + PROSE)
+            for i in range(n)
+        ]
+
+    root = tmp_path / "with space"
+    frame = spark.createDataFrame(pages(40, "a"), PAGE_SCHEMA)
+    frame.repartition(2).write.parquet(str(root / "even"))
+    frame.coalesce(1).write.parquet(str(root / "one"))
+    frame.coalesce(1).write.parquet(str(root / "lop"))
+    small = spark.createDataFrame(pages(4, "b"), PAGE_SCHEMA).coalesce(1)
+    small.write.mode("append").parquet(str(root / "lop"))
     read = spark.read.parquet
-    assert _balanced(read(str(tmp_path / "even")), cores=2)
-    assert not _balanced(read(str(tmp_path / "one")), cores=2)
-    assert not _balanced(read(str(tmp_path / "even")), cores=4)
-    assert not _balanced(read(str(tmp_path / "lop")), cores=2)
+    assert read(str(root / "lop")).rdd.getNumPartitions() == 2  # only the sizes differ
+    assert _balanced(read(str(root / "even")), cores=2)
+    assert not _balanced(read(str(root / "one")), cores=2)
+    assert not _balanced(read(str(root / "even")), cores=4)
+    assert not _balanced(read(str(root / "lop")), cores=2)

@@ -110,3 +110,24 @@ def test_only_empty_documents_is_a_clear_error(spark, runs: dict, tmp_path: Path
     docs = write_raw_docs(tmp_path / "docs", [(sha("a"), b""), (sha("b"), None)])
     with pytest.raises(ValueError, match="no documents with text in"):
         write_shards(spark, docs, runs["root"] / "tokenizer.json", CONFIG, tmp_path / "out")
+
+
+def test_encoding_in_byte_bounded_chunks_keeps_every_row_in_order(
+    tmp_path: Path, save_tokenizer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The executor encodes a batch a few bytes at a time (`_encoded`): every kept row, once,
+    in order, with the same ids as one call over all of them; invalid UTF-8 counted once."""
+    from tasks.tokenize import shard_writer
+
+    texts = ["the cat sat", "on the mat", "a much longer line of words " * 5, "x", "dogs"]
+    tokenizer = load_tokenizer(save_tokenizer(tmp_path / "tok.json", texts))
+    raw = [t.encode() for t in texts] + [b"bad \xff byte"]
+    keep = [0, 2, 3, 4, 5]
+    whole = tokenizer.encode_batch_fast([raw[i].decode("utf-8", "replace") for i in keep])
+    monkeypatch.setattr(shard_writer, "ENCODE_BYTES", 12)  # smaller than several rows
+    counts = dict.fromkeys(shard_writer.COUNTERS, 0)
+    got = list(shard_writer._encoded(tokenizer, keep, raw, counts))
+    assert [row for row, _ in got] == keep
+    assert [e.ids for _, e in got] == [e.ids for e in whole]
+    assert counts["invalid_utf8_docs"] == 1
+    assert list(shard_writer._encoded(tokenizer, [], raw, counts)) == []
