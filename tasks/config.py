@@ -211,7 +211,11 @@ class TokenizeConfig:
     train_docs: int = 20000
     val_fraction: float = 0.05
     shard_tokens: int = 10_000_000
+    # Hash partitions of the shard layout: at least `partitions`, more for a large corpus so that
+    # each holds about `partition_mb` MB of text (uncompressed, from the Parquet footers) and its
+    # sort stays in memory: memory then does not grow with the corpus (bench/tokenize.py).
     partitions: int = 4
+    partition_mb: int = 8
     tokenizer_file: str = ""  # an existing tokenizer.json to use instead of training one
     shuffle: bool = False  # seeded global document order instead of the id order
     shuffle_seed: int = 0

@@ -1,9 +1,11 @@
 """Encode curated documents into binary token shards with Spark (format: model/token_format.py).
 
 Each document goes to a split by a fixed hash rule (`split_of`) and to one of `partitions`
-contiguous ranges of a hash (`order_rule`); within a partition the documents are sorted by
-(split, id), or with `shuffle` by (split, sha256(f"{seed}:{id}")), whose ranges also choose the
-partition, so the partitions laid end to end are one seeded global permutation. The keys are
+contiguous ranges of a hash (`order_rule`; `partitions` grows with the corpus, one per
+`partition_mb` MB of text, so that a partition's sort fits in memory); within a partition
+the documents are sorted by (split, id), or with `shuffle` by (split, sha256(f"{seed}:{id}")),
+whose ranges also choose the partition, so the partitions laid end to end are one seeded global
+permutation. The keys are
 Spark SQL expressions and the sort runs in the JVM (it spills to disk, so memory does not grow
 with the corpus); executors receive Arrow batches (`mapInArrow`), load the tokenizer once, encode
 with one tokenizer thread per task core, append the end-of-text id to every document and write
@@ -22,11 +24,17 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
+from dataclasses import replace
 from functools import partial
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlparse
+from urllib.request import url2pathname
 
+import pyarrow as pa
+import pyarrow.parquet as pq
 from pyspark.sql import Column, SparkSession
 from pyspark.sql import functions as F
 from tokenizers import Tokenizer
@@ -88,6 +96,33 @@ def _key_columns(config: TokenizeConfig, threshold: int) -> dict[str, Column]:
     }
 
 
+def text_bytes(spark: SparkSession, docs_uri: str) -> int | None:
+    """Uncompressed bytes of the `text` column of the Parquet files under `docs_uri`, summed from
+    their footers on the driver; None when a file is not local or has no readable footer."""
+    total = 0
+    for uri in spark.read.parquet(docs_uri).inputFiles():
+        if not uri.startswith("file:"):
+            return None
+        try:
+            meta = pq.read_metadata(url2pathname(urlparse(uri).path))
+        except (OSError, pa.ArrowException):
+            return None
+        for g in range(meta.num_row_groups):
+            group = meta.row_group(g)
+            for c in range(group.num_columns):
+                if group.column(c).path_in_schema == "text":
+                    total += group.column(c).total_uncompressed_size
+    return total
+
+
+def effective_partitions(spark: SparkSession, docs_uri: str, config: TokenizeConfig) -> int:
+    """`config.partitions`, or more: one per `config.partition_mb` MB of text."""
+    size = text_bytes(spark, docs_uri)
+    if size is None or config.partition_mb <= 0:
+        return config.partitions
+    return max(config.partitions, math.ceil(size / (config.partition_mb << 20)))
+
+
 def _check_config(config: TokenizeConfig) -> None:
     if not 0.0 <= config.val_fraction < 1.0:
         raise ValueError(f"tokenize.val_fraction must be in [0, 1), got {config.val_fraction}")
@@ -145,6 +180,7 @@ def write_shards(
 ) -> dict[str, Any]:
     """Tokenize every document of `docs_uri` into shards + `manifest.json` in `out_dir`."""
     _check_config(config)
+    config = replace(config, partitions=effective_partitions(spark, docs_uri, config))
     tokenizer_json = Path(tokenizer_path).read_text(encoding="utf-8")
     tokenizer = Tokenizer.from_str(tokenizer_json)
     vocab_size, eot_id = tokenizer.get_vocab_size(), tokenizer.token_to_id(EOT)

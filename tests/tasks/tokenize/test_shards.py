@@ -119,3 +119,22 @@ def test_bad_val_fraction_is_refused(spark, corpus: dict, tmp_path: Path) -> Non
     bad = TokenizeConfig(val_fraction=1.0)
     with pytest.raises(ValueError, match="val_fraction"):
         write_shards(spark, corpus["docs"], corpus["tokenizer"], bad, tmp_path)
+
+
+def test_a_large_corpus_gets_more_partitions(
+    spark, tmp_path: Path, write_docs: DocsWriter, corpus: dict
+) -> None:
+    """One hash partition per `partition_mb` MB of text (from the Parquet footers), never fewer
+    than `partitions`; the shards still hold every document once."""
+    from tasks.tokenize.shards import effective_partitions, text_bytes
+
+    texts = [f"doc {i} " + "word " * 60_000 for i in range(9)]  # 9 x ~300 kB = ~2.7 MB
+    docs = write_docs(tmp_path / "docs", texts)
+    assert text_bytes(spark, docs) >= sum(len(t) for t in texts)
+    config = TokenizeConfig(val_fraction=0.0, shard_tokens=10**9, partitions=2, partition_mb=1)
+    assert effective_partitions(spark, docs, config) == 3
+    assert effective_partitions(spark, corpus["docs"], config) == 2
+    stats = write_shards(spark, docs, corpus["tokenizer"], config, tmp_path / "out")
+    rule = manifest(tmp_path / "out")["order"]["rule"]
+    assert "* 3 >> 32" in rule
+    assert stats["docs"] == len(texts)
