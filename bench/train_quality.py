@@ -84,6 +84,7 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--lr", type=float, default=4e-3)
     parser.add_argument("--dropout", type=float, default=0.0)
+    parser.add_argument("--min-lr-ratio", type=float, default=0.1, help="final lr / peak lr")
     parser.add_argument("--warmup", type=int, default=20, help="warm-up steps (also timed)")
     args = parser.parse_args()
     text = BOOK.read_text(encoding="utf-8")
@@ -110,7 +111,7 @@ def main() -> None:
         zero_stage=2,
         precision="bf16",
         lr=args.lr,
-        min_lr=args.lr / 10,
+        min_lr=args.lr * args.min_lr_ratio,
         warmup_steps=args.warmup,
         weight_decay=0.1,
         grad_clip=1.0,
