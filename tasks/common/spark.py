@@ -5,10 +5,26 @@ from __future__ import annotations
 import os
 import shutil
 import sys
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 
 from pyspark.sql import SparkSession
 
 from tasks.config import SparkConfig
+
+
+@contextmanager
+def session_conf(spark: SparkSession, overrides: Mapping[str, str]) -> Iterator[None]:
+    """Spark SQL settings set for the duration of a block (read when its actions run), then put
+    back as they were, unset ones unset again."""
+    saved = {key: spark.conf.get(key, None) for key in overrides}
+    try:
+        for key, value in overrides.items():
+            spark.conf.set(key, value)
+        yield
+    finally:
+        for key, value in saved.items():
+            spark.conf.unset(key) if value is None else spark.conf.set(key, value)
 
 
 def check_java() -> None:

@@ -27,6 +27,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.types import StringType, StructField, StructType
 
+from tasks.common.spark import session_conf
 from tasks.config import ExtractConfig
 from tasks.crawl.fetch import HTML_TYPES
 from tasks.crawl.records import DOCUMENT_SCHEMA, document_id
@@ -207,14 +208,8 @@ def extract_documents(
         raise FileNotFoundError(
             f"extract: {crawl_dir} has none of {', '.join(JUDGES)}/; run the crawl step first"
         )
-    saved = {key: spark.conf.get(key, None) for key in BATCH_CONF}
-    for key, value in BATCH_CONF.items():
-        spark.conf.set(key, value)
-    try:
+    with session_conf(spark, BATCH_CONF):
         return _extract(spark, crawl_dir, folders, config, out_dir)
-    finally:
-        for key, value in saved.items():
-            spark.conf.unset(key) if value is None else spark.conf.set(key, value)
 
 
 def _extract(

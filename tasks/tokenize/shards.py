@@ -40,6 +40,7 @@ from pyspark.sql import functions as F
 from tokenizers import Tokenizer
 
 from model.token_format import FORMAT_VERSION, HEADER_BYTES, MAGIC, TOKEN_DTYPES, token_width
+from tasks.common.spark import session_conf
 from tasks.config import TokenizeConfig
 from tasks.tokenize.bpe import EOT, documents_frame, file_sha256, no_documents_error
 from tasks.tokenize.shard_writer import COUNTERS, ENCODE_BATCH_DOCS, write_partition
@@ -157,18 +158,14 @@ def _encode_and_write(
         tokenizer_json=spark.sparkContext.broadcast(tokenizer_json),
         shard_tokens=config.shard_tokens,
     )
-    saved = {key: spark.conf.get(key, None) for key in ARROW_BATCH}
     try:
-        for key, value in ARROW_BATCH.items():
-            spark.conf.set(key, value)
-        # text travels as bytes so that invalid UTF-8 reaches `_decode` instead of failing in Arrow
-        text = F.col("text").cast("binary").alias("text")
-        rows = ordered.select("id", text, "_part", "_split").mapInArrow(writer, "entry string")
-        return [json.loads(row.entry) for row in rows.collect()]
+        with session_conf(spark, ARROW_BATCH):
+            # text travels as bytes: invalid UTF-8 reaches `_decode` instead of failing in Arrow
+            text = F.col("text").cast("binary").alias("text")
+            rows = ordered.select("id", text, "_part", "_split").mapInArrow(writer, "entry string")
+            return [json.loads(row.entry) for row in rows.collect()]
     finally:
         writer.keywords["tokenizer_json"].unpersist()
-        for key, value in saved.items():
-            spark.conf.unset(key) if value is None else spark.conf.set(key, value)
 
 
 def write_shards(
