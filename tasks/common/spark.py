@@ -7,8 +7,11 @@ import shutil
 import sys
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from pathlib import Path
+from urllib.parse import urlparse
+from urllib.request import url2pathname
 
-from pyspark.sql import SparkSession
+from pyspark.sql import DataFrame, SparkSession
 
 from tasks.config import SparkConfig
 
@@ -25,6 +28,15 @@ def session_conf(spark: SparkSession, overrides: Mapping[str, str]) -> Iterator[
     finally:
         for key, value in saved.items():
             spark.conf.unset(key) if value is None else spark.conf.set(key, value)
+
+
+def local_input_files(frame: DataFrame) -> list[Path] | None:
+    """The files `frame` reads, as local paths (Spark hands out URL-encoded URIs: "my%20dir"),
+    or None when any of them is not on the local file system (hdfs:, s3a:, ...)."""
+    uris = frame.inputFiles()
+    if not all(uri.startswith("file:") for uri in uris):
+        return None
+    return [Path(url2pathname(urlparse(uri).path)) for uri in uris]
 
 
 def check_java() -> None:

@@ -18,8 +18,6 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from functools import partial
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlparse
-from urllib.request import url2pathname
 
 import pyarrow as pa
 from pyspark import StorageLevel
@@ -27,7 +25,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.types import StringType, StructField, StructType
 
-from tasks.common.spark import session_conf
+from tasks.common.spark import local_input_files, session_conf
 from tasks.config import ExtractConfig
 from tasks.crawl.fetch import HTML_TYPES
 from tasks.crawl.records import DOCUMENT_SCHEMA, document_id
@@ -186,13 +184,11 @@ def _balanced(records: DataFrame, cores: int) -> bool:
     mean), so that shuffling every record's HTML to spread the work would buy nothing; then
     `extract.partitions` does not apply. Files Spark would split or merge, files it cannot
     stat, and remote files count as unbalanced."""
-    files = records.inputFiles()
+    files = local_input_files(records)
     if not files or len(files) % cores or records.rdd.getNumPartitions() != len(files):
         return False
-    if not all(uri.startswith("file:") for uri in files):
-        return False
-    try:  # Spark hands out URL-encoded paths ("my%20dir")
-        sizes = [Path(url2pathname(urlparse(uri).path)).stat().st_size for uri in files]
+    try:
+        sizes = [path.stat().st_size for path in files]
     except OSError:
         return False
     return max(sizes) <= 1.25 * sum(sizes) / len(sizes)

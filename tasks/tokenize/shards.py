@@ -30,8 +30,6 @@ from dataclasses import replace
 from functools import partial
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlparse
-from urllib.request import url2pathname
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -40,7 +38,7 @@ from pyspark.sql import functions as F
 from tokenizers import Tokenizer
 
 from model.token_format import FORMAT_VERSION, HEADER_BYTES, MAGIC, TOKEN_DTYPES, token_width
-from tasks.common.spark import session_conf
+from tasks.common.spark import local_input_files, session_conf
 from tasks.config import TokenizeConfig
 from tasks.tokenize.bpe import EOT, documents_frame, file_sha256, no_documents_error
 from tasks.tokenize.shard_writer import COUNTERS, ENCODE_BATCH_DOCS, write_partition
@@ -100,12 +98,13 @@ def _key_columns(config: TokenizeConfig, threshold: int) -> dict[str, Column]:
 def text_bytes(spark: SparkSession, docs_uri: str) -> int | None:
     """Uncompressed bytes of the `text` column of the Parquet files under `docs_uri`, summed from
     their footers on the driver; None when a file is not local or has no readable footer."""
+    files = local_input_files(spark.read.parquet(docs_uri))
+    if files is None:
+        return None
     total = 0
-    for uri in spark.read.parquet(docs_uri).inputFiles():
-        if not uri.startswith("file:"):
-            return None
+    for path in files:
         try:
-            meta = pq.read_metadata(url2pathname(urlparse(uri).path))
+            meta = pq.read_metadata(path)
         except (OSError, pa.ArrowException):
             return None
         for g in range(meta.num_row_groups):
