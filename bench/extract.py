@@ -33,12 +33,17 @@ sys.path.insert(0, str(ROOT))
 
 import trafilatura  # noqa: E402
 
-from tasks.common.spark import spark_session  # noqa: E402
+from tasks.common.spark import session_conf, spark_session  # noqa: E402
 from tasks.config import CrawlConfig, ExtractConfig, SparkConfig  # noqa: E402
 from tasks.crawl.crawler import crawl  # noqa: E402
 from tasks.crawl.pydoc_site import serve_site  # noqa: E402
-from tasks.crawl.records import PAGE_SCHEMA  # noqa: E402
-from tasks.extract.extract import _balanced, extract_documents  # noqa: E402
+from tasks.crawl.records import PAGE_SCHEMA, ROW_GROUP_BYTES  # noqa: E402
+from tasks.extract.extract import (  # noqa: E402
+    extract_documents,
+    scan_task_sizes,
+    splits_evenly,
+    step_conf,
+)  # noqa: E402
 
 BENCH = ROOT.parent / "shared" / "corpus" / "extraction"
 WORD = re.compile(r"\w+")
@@ -140,7 +145,10 @@ def speed(spark, html: dict[str, str], n_pages: int, work: Path, rounds: int) ->
         for i, page in enumerate(pages)
     ]
     for name, subset in (("warm", rows[: len(html)]), ("timed", rows)):
-        spark.createDataFrame(subset, PAGE_SCHEMA).write.parquet(str(work / name / "pages"))
+        # as the crawl writes one host's level: one file, in ROW_GROUP_BYTES row groups
+        frame = spark.createDataFrame(subset, PAGE_SCHEMA).coalesce(1)
+        writer = frame.write.option("parquet.block.size", ROW_GROUP_BYTES)
+        writer.parquet(str(work / name / "pages"))
     extract_documents(spark, work / "warm", config, work / "warm-out")  # start the workers
     bare, timed = [], []
     for r in range(rounds):
@@ -154,6 +162,8 @@ def speed(spark, html: dict[str, str], n_pages: int, work: Path, rounds: int) ->
         print(f"round {r + 1}: bare loop {bare[-1]:.1f} s, Spark extract {timed[-1]:.1f} s")
     bare_s, spark_s = min(bare), min(timed)
     cores = spark.sparkContext.defaultParallelism
+    with session_conf(spark, step_conf(config)):  # the scan as the step splits it
+        task_sizes = scan_task_sizes(spark.read.parquet(str(work / "timed" / "pages")))
     return {
         "pages": n_pages,
         "rounds": rounds,
@@ -165,8 +175,9 @@ def speed(spark, html: dict[str, str], n_pages: int, work: Path, rounds: int) ->
         "spark_pages_per_s": n_pages / spark_s,
         "speedup": bare_s / spark_s,
         "speedup_of_medians": statistics.median(bare) / statistics.median(timed),
-        # True: the input files were balanced, so the step ran without shuffling the HTML
-        "input_balanced": _balanced(spark.read.parquet(str(work / "timed" / "pages")), cores),
+        # True: the scan split evenly by row groups, so the step ran without shuffling the HTML
+        "input_splits_evenly": splits_evenly(task_sizes, cores),
+        "scan_task_sizes": task_sizes,
         "spark_kept": stats["kept"],
     }
 

@@ -31,7 +31,7 @@ from tasks.crawl.frontier import Frontier
 from tasks.crawl.links import host_partition, normalise_url, url_host
 from tasks.crawl.other_sources import ingest_other_sources
 from tasks.crawl.pydoc_site import generate_site, serve_site
-from tasks.crawl.records import FETCHED_SCHEMA
+from tasks.crawl.records import FETCHED_SCHEMA, ROW_GROUP_BYTES
 from tasks.crawl.scope import Scope, crawl_scope
 from tasks.crawl.sitemap import sitemap_urls
 from tasks.crawl.worker import fetch_partition, skipped_row
@@ -188,7 +188,8 @@ def fetch_level(
     # Disk-backed, so the write and the summary below never fetch a URL a second time.
     level = spark.createDataFrame(fetched, FETCHED_SCHEMA).persist(StorageLevel.MEMORY_AND_DISK)
     try:
-        level.drop("links").write.mode("append").parquet(str(pages_dir))
+        writer = level.drop("links").write.option("parquet.block.size", ROW_GROUP_BYTES)
+        writer.mode("append").parquet(str(pages_dir))
         counts = level.groupBy("outcome").agg(
             F.count("*").alias("n"),
             F.sum("bytes").alias("bytes"),

@@ -22,7 +22,7 @@ from warcio.recordloader import ArcWarcRecord
 
 from tasks.config import CrawlConfig
 from tasks.crawl.fetch import HTML_TYPES, decode_body
-from tasks.crawl.records import PAGE_SCHEMA, document_id
+from tasks.crawl.records import PAGE_SCHEMA, ROW_GROUP_BYTES, document_id
 from tasks.crawl.sources import expand_sources, open_source, source_name
 
 # One WARC response ('warc') or WET conversion ('wet') record. `html` is set for 'warc',
@@ -106,7 +106,8 @@ def ingest_warc(spark: SparkSession, config: CrawlConfig, out_dir: Path) -> dict
     rows = spark.sparkContext.parallelize(locations, len(locations)).flatMap(
         lambda location: warc_records(location, config)
     )
-    spark.createDataFrame(rows, WARC_SCHEMA).write.parquet(str(out_dir))
+    writer = spark.createDataFrame(rows, WARC_SCHEMA).write
+    writer.option("parquet.block.size", ROW_GROUP_BYTES).parquet(str(out_dir))
     written = spark.read.parquet(str(out_dir)).groupBy("source").agg(F.count("*").alias("n"))
     counts = {f"{row['source']}_records": row["n"] for row in written.collect()}
     return {"files": len(locations), **dict(sorted(counts.items()))}

@@ -25,7 +25,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.types import StringType, StructField, StructType
 
-from tasks.common.spark import local_input_files, session_conf
+from tasks.common.spark import session_conf
 from tasks.config import ExtractConfig
 from tasks.crawl.fetch import HTML_TYPES
 from tasks.crawl.records import DOCUMENT_SCHEMA, document_id
@@ -169,6 +169,13 @@ BATCH_CONF = {
     "spark.sql.parquet.columnarReaderBatchSize": "256",
 }
 
+
+def step_conf(config: ExtractConfig) -> dict[str, str]:
+    """The Spark settings this step runs under: `BATCH_CONF`, and scan splits of
+    `extract.split_mb`."""
+    return {**BATCH_CONF, "spark.sql.files.maxPartitionBytes": str(int(config.split_mb * 2**20))}
+
+
 # Crawl output folders and how their records are judged.
 JUDGES = {
     "pages": judge_pages,
@@ -178,20 +185,21 @@ JUDGES = {
 }
 
 
-def _balanced(records: DataFrame, cores: int) -> bool:
-    """True when `records` already arrives as whole waves of tasks (a multiple of the core
-    count, one partition per file) from local files of about equal size (largest <= 1.25 x
-    mean), so that shuffling every record's HTML to spread the work would buy nothing; then
-    `extract.partitions` does not apply. Files Spark would split or merge, files it cannot
-    stat, and remote files count as unbalanced."""
-    files = local_input_files(records)
-    if not files or len(files) % cores or records.rdd.getNumPartitions() != len(files):
-        return False
-    try:
-        sizes = [path.stat().st_size for path in files]
-    except OSError:
-        return False
-    return max(sizes) <= 1.25 * sum(sizes) / len(sizes)
+def scan_task_sizes(records: DataFrame) -> list[int]:
+    """Records per non-empty task of Spark's scan of `records`, counted from the Parquet
+    footers (no page is read)."""
+    tasks = records.select(F.spark_partition_id().alias("task")).groupBy("task").count()
+    return [row["count"] for row in tasks.collect()]
+
+
+def splits_evenly(task_sizes: list[int], cores: int) -> bool:
+    """True when scan tasks of these sizes already share the work out evenly, so shuffling
+    every record's HTML to spread it would buy nothing: at least `cores` tasks, none with more
+    than total / (2 x cores) of the records. Spark hands out the larger splits first, so the
+    cores then finish within about one task of each other. One core has nothing to share."""
+    if cores <= 1:
+        return True
+    return len(task_sizes) >= cores and max(task_sizes) <= sum(task_sizes) / (2 * cores)
 
 
 def extract_documents(
@@ -204,7 +212,7 @@ def extract_documents(
         raise FileNotFoundError(
             f"extract: {crawl_dir} has none of {', '.join(JUDGES)}/; run the crawl step first"
         )
-    with session_conf(spark, BATCH_CONF):
+    with session_conf(spark, step_conf(config)):
         return _extract(spark, crawl_dir, folders, config, out_dir)
 
 
@@ -215,8 +223,9 @@ def _extract(
     counts = {f"input_{name}": 0 for name in JUDGES}
     for name in folders:
         records = spark.read.parquet(str(crawl_dir / name))
-        counts[f"input_{name}"] = records.count()
-        if not _balanced(records, spark.sparkContext.defaultParallelism):
+        task_sizes = scan_task_sizes(records)
+        counts[f"input_{name}"] = sum(task_sizes)
+        if not splits_evenly(task_sizes, spark.sparkContext.defaultParallelism):
             # Spread records out (a crawl level of one host arrives as one partition) by a hash
             # of their id (pages: URL; all of a dump's records share its URL): unlike
             # round-robin, this needs no sort of the whole HTML first.

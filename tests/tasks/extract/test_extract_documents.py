@@ -175,28 +175,43 @@ def test_language_rules_drop_with_a_reason() -> None:
     assert judge_text(english, strict)[::2] == ("en", "lang_score_low")
 
 
-def test_balanced_inputs_are_equal_files_in_whole_waves(spark, tmp_path: Path) -> None:
-    """Two equal files on 2 cores are extracted where they are (`_balanced`); one file, two
-    files on 4 cores, or two files of unequal size are spread over the cluster first. The
-    folder name has a space: Spark hands out its paths URL-encoded."""
-    from tasks.extract.extract import _balanced
+def test_splits_evenly_wants_enough_tasks_and_none_too_large() -> None:
+    """At least one task per core, none over total / (2 x cores): cores then end together."""
+    from tasks.extract.extract import splits_evenly
 
-    def pages(n: int, tag: str) -> list:  # random bytes: file sizes follow the page count
-        return [
-            page(f"{tag}{i}.html", 200, None, "text/html", os.urandom(2000).hex() + PROSE)
-            for i in range(n)
-        ]
+    assert splits_evenly([10, 10, 10, 10], cores=2)
+    assert splits_evenly([10, 9, 9, 8, 4], cores=2)  # a short last task is fine
+    assert not splits_evenly([10, 10, 10, 10], cores=4)  # one wave: a slow task idles the rest
+    assert splits_evenly([40], cores=1)  # one core: nothing to share out
+    assert not splits_evenly([40, 4], cores=2)
+    assert not splits_evenly([], cores=2)
 
+
+def test_an_evenly_split_input_is_extracted_where_it_lies(spark, tmp_path: Path) -> None:
+    """Four files of ten pages, read in splits of one file each: four equal scan tasks, so
+    the pages are judged without a shuffle, with the same result as the shuffled path. One
+    file is one task and is spread out first. The folder name has a space."""
+    from tasks.common.spark import session_conf
+    from tasks.extract.extract import scan_task_sizes, splits_evenly, step_conf
+
+    pages = [  # random bytes: each file is ~50 kB
+        page(f"p{i}.html", 200, None, "text/html", os.urandom(2000).hex() + PROSE)
+        for i in range(40)
+    ]
     root = tmp_path / "with space"
-    frame = spark.createDataFrame(pages(40, "a"), PAGE_SCHEMA)
-    frame.repartition(2).write.parquet(str(root / "even"))
-    frame.coalesce(1).write.parquet(str(root / "one"))
-    frame.coalesce(1).write.parquet(str(root / "lop"))
-    small = spark.createDataFrame(pages(4, "b"), PAGE_SCHEMA).coalesce(1)
-    small.write.mode("append").parquet(str(root / "lop"))
-    read = spark.read.parquet
-    assert read(str(root / "lop")).rdd.getNumPartitions() == 2  # only the sizes differ
-    assert _balanced(read(str(root / "even")), cores=2)
-    assert not _balanced(read(str(root / "one")), cores=2)
-    assert not _balanced(read(str(root / "even")), cores=4)
-    assert not _balanced(read(str(root / "lop")), cores=2)
+    frame = spark.createDataFrame(pages, PAGE_SCHEMA)
+    frame.repartition(4).write.parquet(str(root / "even" / "pages"))
+    frame.coalesce(1).write.parquet(str(root / "one" / "pages"))
+    config = ExtractConfig(split_mb=0.06)
+    with session_conf(spark, step_conf(config)):
+        even = scan_task_sizes(spark.read.parquet(str(root / "even" / "pages")))
+        one = scan_task_sizes(spark.read.parquet(str(root / "one" / "pages")))
+    assert sorted(even) == [10, 10, 10, 10] and splits_evenly(even, cores=2)
+    assert one == [40] and not splits_evenly(one, cores=2)
+    results = {}
+    for name in ("even", "one"):
+        stats = extract_documents(spark, root / name, config, tmp_path / f"out-{name}")
+        docs = spark.read.parquet(str(tmp_path / f"out-{name}" / "docs")).collect()
+        results[name] = stats, sorted((row["id"], row["text"]) for row in docs)
+    assert results["even"] == results["one"]
+    assert results["even"][0]["kept"] == 40
