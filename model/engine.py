@@ -64,6 +64,13 @@ def check_train_config(train: TrainConfig) -> None:
             "train.micro_batch, train.grad_accum, train.steps and train.keep_checkpoints "
             "must be >= 1"
         )
+    if not 0.0 <= train.ema_decay < 1.0:
+        raise ValueError(f"train.ema_decay must be in [0, 1) (0 = off), got {train.ema_decay}")
+    if train.ema_decay and train.zero_stage == 3:
+        raise ValueError(
+            "train.ema_decay needs train.zero_stage <= 2: ZeRO 3 splits the weights over the "
+            "ranks, so no rank holds the weights to average; use stage 2 or set ema_decay = 0"
+        )
     if train.checkpoint_artifacts not in ARTIFACT_CHOICES:
         raise ValueError(
             f"train.checkpoint_artifacts must be one of {ARTIFACT_CHOICES}, "

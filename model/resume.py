@@ -16,6 +16,7 @@ import json
 import random
 import shutil
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -63,11 +64,22 @@ def _file_hashes(folder: Path) -> dict[str, str]:
     return hashes
 
 
-def save_checkpoint(engine: Any, root: Path, step: int, client: dict[str, Any], keep: int) -> Path:
-    """Save step `step` on every rank (all ranks call), mark it complete, keep the newest `keep`."""
+def save_checkpoint(
+    engine: Any,
+    root: Path,
+    step: int,
+    client: dict[str, Any],
+    keep: int,
+    rank0_extra: Callable[[Path], None] | None = None,
+) -> Path:
+    """Save step `step` on every rank (all ranks call), mark it complete, keep the newest `keep`.
+    `rank0_extra(folder)`, when given, writes more files into the checkpoint on rank 0 (the
+    weight average); the completion marker vouches for them too."""
     tag, rank = tag_of(step), dist.get_rank()
     engine.save_checkpoint(str(root), tag=tag, save_latest=False)
     folder = root / tag
+    if rank0_extra is not None and rank == 0:
+        rank0_extra(folder)
     state = {"step": step, **client, "rng": rng_state()}
     (folder / f"client-rank{rank}.json").write_text(json.dumps(state))
     dist.barrier()  # every rank's files are written before the marker vouches for them

@@ -34,6 +34,7 @@ import torch.distributed as dist
 from model.checkpoint import export_model, load_weights
 from model.config import TrainConfig
 from model.data import Batch
+from model.ema import WeightAverage
 from model.engine import build_engine, full_fp32_state_dict, init_distributed
 from model.flops import flops_per_token, mfu
 from model.gpt import GPT, ModelConfig
@@ -154,6 +155,7 @@ def train(job: Job) -> dict[str, Any] | None:
     model = build_model(job, data.vocab_size)
     num_params = model.num_params()
     engine = build_engine(model, tc, world)
+    average = WeightAverage(engine.module, tc.ema_decay) if tc.ema_decay else None
     tracker = make_tracker(job.tracking_uri, job.run_id, job.out_dir / "metrics.jsonl")
     tracker = tracker if rank == 0 else Tracker()
     tokens_per_step = tc.micro_batch * tc.grad_accum * world * cfg.block_size
@@ -171,15 +173,20 @@ def train(job: Job) -> dict[str, Any] | None:
     if resumed is not None:
         client = load_checkpoint(engine, resumed)
         data.batches.load_state_dict(client["loader"])
+        if average is not None:
+            average.load(resumed)
         state = client["summary"]
         if rank == 0:
             print(f"resumed from {resumed} at step {client['step']}", flush=True)
     done = 0 if resumed is None else int(resumed.name.removeprefix("step"))
     train_s, logged_s, logged_step = state["train_s"], state["train_s"], done
-    first_loss, train_loss, val_loss = state["first_loss"], math.nan, math.nan
+    first_loss, train_loss = state["first_loss"], math.nan
+    val_loss = val_loss_ema = math.nan
     for step in range(done + 1, tc.steps + 1):
         step_start, lr = time.time(), engine.get_lr()[0]  # the rate this step applies
         loss = optimizer_step(engine, data.batches, tc.grad_accum)
+        if average is not None:
+            average.update()
         train_s += time.time() - step_start
         metrics: dict[str, float] = {}
         if step == 1 or step % tc.log_every == 0 or step == tc.steps:
@@ -197,6 +204,10 @@ def train(job: Job) -> dict[str, Any] | None:
             logged_s, logged_step = train_s, step
         if step % tc.eval_every == 0 or step == tc.steps:
             val_loss = metrics["val_loss"] = validation_loss(engine, data.val_batches())
+            if average is not None:
+                with average.swapped_in():
+                    val_loss_ema = validation_loss(engine, data.val_batches())
+                metrics["val_loss_ema"] = val_loss_ema
         if metrics and rank == 0:
             tracker.log_metrics(metrics, step)
             shown = " | ".join(f"{k} {v:.4g}" for k, v in metrics.items())
@@ -206,7 +217,9 @@ def train(job: Job) -> dict[str, Any] | None:
                 "loader": data.batches.state_dict(),
                 "summary": {"train_s": train_s, "first_loss": first_loss},
             }
-            folder = save_checkpoint(engine, root, step, client, tc.keep_checkpoints)
+            folder = save_checkpoint(
+                engine, root, step, client, tc.keep_checkpoints, average and average.save
+            )
             if tc.checkpoint_artifacts == "all" or (
                 tc.checkpoint_artifacts == "last" and step == tc.steps
             ):
@@ -214,7 +227,11 @@ def train(job: Job) -> dict[str, Any] | None:
     tracker.close()
     if math.isnan(val_loss):  # resumed from the final checkpoint: evaluate it (all ranks)
         val_loss = validation_loss(engine, data.val_batches())
-    weights = full_fp32_state_dict(engine)  # a collective: every rank takes part
+        if average is not None:
+            with average.swapped_in():
+                val_loss_ema = validation_loss(engine, data.val_batches())
+    # the weight average when one is kept, else the last weights (a collective: every rank)
+    weights = average.average if average is not None else full_fp32_state_dict(engine)
     if rank != 0:
         return None
     exported = GPT(cfg)
@@ -225,7 +242,10 @@ def train(job: Job) -> dict[str, Any] | None:
         "steps": tc.steps,
         "first_loss": first_loss,
         "final_loss": train_loss,
-        "val_loss": val_loss,
+        # of the exported weights: the average's with train.ema_decay, else the last weights'
+        "val_loss": val_loss if average is None else val_loss_ema,
+        "val_loss_last_weights": val_loss,
+        "exported_weights": "last" if average is None else f"ema {tc.ema_decay}",
         "tokens_per_s": tc.steps * tokens_per_step / max(train_s, 1e-9),
         "num_params": num_params,
         "flops_per_token": flops_per_token(cfg),

@@ -34,6 +34,14 @@ def test_rejects_unsupported_settings(field: str, value: object) -> None:
         deepspeed_config(TrainConfig(**{field: value}), 1)
 
 
+def test_weight_average_needs_a_decay_below_one_and_zero_up_to_2() -> None:
+    with pytest.raises(ValueError, match="ema_decay must be in"):
+        deepspeed_config(TrainConfig(ema_decay=1.0), 1)
+    with pytest.raises(ValueError, match="zero_stage <= 2"):
+        deepspeed_config(TrainConfig(ema_decay=0.99, zero_stage=3), 1)
+    assert deepspeed_config(TrainConfig(ema_decay=0.99, zero_stage=2), 1)
+
+
 def test_warmup_then_cosine_to_min_lr() -> None:
     train = TrainConfig(steps=100, warmup_steps=10, lr=1e-3, min_lr=1e-4)
     assert lr_at(0, train) == pytest.approx(1e-4)

@@ -36,8 +36,8 @@ def job(data_dir: Path, out_dir: Path, **train: Any) -> dict[str, Any]:
     }
 
 
-# fp32 on one rank: the run the resume test must reproduce bit for bit.
-EXACT = dict(precision="fp32", log_every=1, checkpoint_every=5, keep_checkpoints=2)
+# fp32 on one rank: the run the resume test must reproduce bit for bit (weight average too).
+EXACT = dict(precision="fp32", log_every=1, checkpoint_every=5, keep_checkpoints=2, ema_decay=0.9)
 
 
 @pytest.fixture(scope="module")
@@ -63,6 +63,8 @@ def test_one_rank_loss_falls_and_is_logged(one_rank) -> None:
     records = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in records] == list(range(1, 21))
     assert [r["step"] for r in records if "val_loss" in r] == [10, 20]
+    assert [r["step"] for r in records if "val_loss_ema" in r] == [10, 20]
+    assert summary["exported_weights"] == "ema 0.9"
     assert all(r["grad_norm"] > 0 and r["lr"] > 0 for r in records)
     assert any(line.startswith("step 20/20") for line in lines)
     # checkpoints every 5 steps, the newest two kept, each marked complete
@@ -99,6 +101,9 @@ def test_sigkilled_run_resumes_bit_identically(one_rank, tiny_corpus: Path, tmp_
     assert summary["resumed_from"] == "step00000010"
     expected, actual = losses(reference), losses(tmp_path)
     assert [actual[s] for s in range(11, 21)] == [expected[s] for s in range(11, 21)]
+    assert summary["val_loss"] == one_rank[1]["val_loss"]  # the weight average's, restored
+    weights = "model/model.safetensors"
+    assert (tmp_path / weights).read_bytes() == (reference / weights).read_bytes()
 
 
 def test_exported_model_loads_and_scores_like_training(one_rank, tiny_corpus: Path) -> None:
@@ -106,7 +111,7 @@ def test_exported_model_loads_and_scores_like_training(one_rank, tiny_corpus: Pa
     model, cfg = load_model(out / "model")
     assert cfg == TINY and (out / "model" / "tokenizer.json").is_file()
     loss, _ = heldout_loss(model, TokenDataset(tiny_corpus, "val"), cfg.block_size, 1)
-    # the export holds the fp32 master weights; training evaluated in bf16 on the same windows
+    # the export holds the weight average, which training evaluated on the same windows
     assert loss == pytest.approx(summary["val_loss"], abs=0.1)
 
 
