@@ -22,10 +22,11 @@ from pyspark.sql.types import (
 
 # One fetched URL. `status` is null on a network error; `error` is null on success
 # (else 'timeout', 'connection refused: ...', 'http 404', ...); `html` is the decoded body.
-# Parquet row-group size of the crawl's page and WARC outputs (Spark's default is 128 MB): the
-# extract step reads one row group per task (`extract.split_mb`), so its cores share the work
-# of a large crawl level in ~16 MB pieces (~100 pages) without shuffling the HTML first.
-ROW_GROUP_BYTES = 16 * 2**20
+# Parquet row-group size of the crawl's page and WARC outputs (Spark's default is 128 MB; the
+# writer checks the size every 100+ records, so a group of large pages can come out larger):
+# the extract step reads at most one row group per task (`extract.split_mb`), so its cores
+# share a large crawl level in ~8 MB pieces (~125 pages) without shuffling the HTML first.
+ROW_GROUP_BYTES = 8 * 2**20
 
 PAGE_SCHEMA = StructType(
     [
