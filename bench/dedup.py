@@ -16,10 +16,9 @@ sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__)
 
 import json  # noqa: E402
 import random  # noqa: E402
-import threading  # noqa: E402
 import time  # noqa: E402
+from functools import partial  # noqa: E402
 
-import psutil  # noqa: E402
 from datasketch import MinHash, MinHashLSH  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -27,6 +26,7 @@ sys.path[:0] = [str(ROOT), str(ROOT / "tests" / "tasks" / "curate")]
 
 from planted import book_passages, edited_copy  # noqa: E402
 
+from bench._common import alternate  # noqa: E402
 from tasks.common.spark import spark_session  # noqa: E402
 from tasks.config import CurateConfig, SparkConfig  # noqa: E402
 from tasks.curate.minhash import shingle_hashes  # noqa: E402
@@ -34,36 +34,6 @@ from tasks.curate.near_dedup import near_duplicates  # noqa: E402
 
 CORPUS = ROOT.parent / "shared" / "corpus"
 FRACTIONS = [0.0, 0.005, 0.01, 0.02, 0.05, 0.1, 0.3]
-
-
-class PeakRSS:
-    """Samples the resident memory of this process and all its children (the JVM, workers)."""
-
-    def __init__(self, children: bool = True) -> None:
-        self.children = children
-
-    def __enter__(self) -> PeakRSS:
-        self.peak, self._stop = 0, threading.Event()
-        self._thread = threading.Thread(target=self._sample, daemon=True)
-        self._thread.start()
-        return self
-
-    def _sample(self) -> None:
-        me = psutil.Process()
-        while not self._stop.is_set():
-            procs = [me, *me.children(recursive=True)] if self.children else [me]
-            total = 0
-            for p in procs:
-                try:
-                    total += p.memory_info().rss
-                except psutil.Error:
-                    pass
-            self.peak = max(self.peak, total)
-            time.sleep(0.1)
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
 
 
 def corpus(n_docs: int) -> list[tuple[str, str]]:
@@ -128,17 +98,19 @@ def main(sizes: tuple[int, ...] = (20_000, 100_000), rounds: int = 2) -> None:
             t0 = time.perf_counter()
             spark_path(frame, config)
             cold_s = time.perf_counter() - t0
-        base_times, spark_times, base_peak, spark_peak = [], [], 0, 0
-        for _ in range(rounds):
-            with PeakRSS(children=False) as mem:
-                t0 = time.perf_counter()
-                baseline = datasketch_path(docs, config)
-                base_times.append(time.perf_counter() - t0)
-            with PeakRSS() as spark_mem:
-                t0 = time.perf_counter()
-                found = spark_path(frame, config)
-                spark_times.append(time.perf_counter() - t0)
-            base_peak, spark_peak = max(base_peak, mem.peak), max(spark_peak, spark_mem.peak)
+        runs = alternate(
+            rounds,
+            {
+                "datasketch": partial(datasketch_path, docs, config),
+                "spark": partial(spark_path, frame, config),
+            },
+            children={"datasketch": False},  # not the idle Spark JVM
+        )
+        base_times = [run.seconds for run in runs["datasketch"]]
+        spark_times = [run.seconds for run in runs["spark"]]
+        base_peak = max(run.peak_rss for run in runs["datasketch"])
+        spark_peak = max(run.peak_rss for run in runs["spark"])
+        baseline, found = runs["datasketch"][-1].result, runs["spark"][-1].result
         frame.unpersist()
         base_s, spark_s = min(base_times), min(spark_times)
         same = baseline == found

@@ -21,18 +21,20 @@ sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__)
 
 import gzip  # noqa: E402
 import json  # noqa: E402
+import multiprocessing  # noqa: E402
 import os  # noqa: E402
 import re  # noqa: E402
 import statistics  # noqa: E402
 import tempfile  # noqa: E402
-import time  # noqa: E402
 from collections import Counter  # noqa: E402
+from functools import partial  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import trafilatura  # noqa: E402
 
+from bench._common import alternate  # noqa: E402
 from tasks.common.spark import session_conf, spark_session  # noqa: E402
 from tasks.config import CrawlConfig, ExtractConfig, SparkConfig  # noqa: E402
 from tasks.crawl.crawler import crawl  # noqa: E402
@@ -123,10 +125,27 @@ def through_pipeline(spark, html: dict[str, str], work: Path) -> dict[str, str]:
     return texts
 
 
-def speed(spark, html: dict[str, str], n_pages: int, work: Path, rounds: int) -> dict:
-    """Pages/s of the Spark extract step and of a bare trafilatura loop on `n_pages` pages.
+# The bare 2-process pool's pages and settings, set in each pool process by `_pool_start`.
+POOL: dict = {}
 
-    This machine's speed drifts by +-15% over minutes (a shared VM), so the two paths are
+
+def _pool_start(pages: list[str], options: dict) -> None:
+    POOL.update(pages=pages, options=options)
+
+
+def _pool_extract(bounds: tuple[int, int]) -> None:
+    for i in range(*bounds):
+        page = POOL["pages"][i]
+        trafilatura.bare_extraction(page, url=f"http://127.0.0.1/{i}.html", **POOL["options"])
+
+
+def speed(spark, html: dict[str, str], n_pages: int, work: Path, rounds: int) -> dict:
+    """Pages/s of the Spark extract step and of a bare trafilatura loop on `n_pages` pages,
+    and, for reference, of the same loop in a pool of as many processes as Spark has cores
+    (chunks of 25 pages handed out as the processes free up): what the cores give without
+    Spark, on this VM, in this run.
+
+    This machine's speed drifts by +-15-20% over minutes (a shared VM), so the paths are
     timed alternately for `rounds` rounds and each path's best round is compared (as `timeit`
     does); every round's time is kept in the result.
     """
@@ -150,24 +169,42 @@ def speed(spark, html: dict[str, str], n_pages: int, work: Path, rounds: int) ->
         writer = frame.write.option("parquet.block.size", ROW_GROUP_BYTES)
         writer.parquet(str(work / name / "pages"))
     extract_documents(spark, work / "warm", config, work / "warm-out")  # start the workers
-    bare, timed = [], []
-    for r in range(rounds):
-        started = time.perf_counter()
+
+    def bare_loop() -> None:
         for i, page in enumerate(pages):
             trafilatura.bare_extraction(page, url=f"http://127.0.0.1/{i}.html", **options)
-        bare.append(time.perf_counter() - started)
-        started = time.perf_counter()
-        stats = extract_documents(spark, work / "timed", config, work / f"timed-out-{r}")
-        timed.append(time.perf_counter() - started)
-        print(f"round {r + 1}: bare loop {bare[-1]:.1f} s, Spark extract {timed[-1]:.1f} s")
-    bare_s, spark_s = min(bare), min(timed)
+
+    outputs = iter(range(rounds))
+
+    def spark_step() -> dict:
+        out = work / f"timed-out-{next(outputs)}"
+        return extract_documents(spark, work / "timed", config, out)
+
     cores = spark.sparkContext.defaultParallelism
+    chunks = [(i, min(i + 25, n_pages)) for i in range(0, n_pages, 25)]
+    spawn = multiprocessing.get_context("spawn")
+    with spawn.Pool(cores, initializer=_pool_start, initargs=(pages, options)) as pool:
+        pool.map(_pool_extract, chunks[: len(html) // 25], chunksize=1)  # warm, as Spark is
+        runs = alternate(
+            rounds,
+            {
+                "bare loop": bare_loop,
+                "bare pool": partial(pool.map, _pool_extract, chunks, chunksize=1),
+                "Spark extract": spark_step,
+            },
+        )
+    bare = [run.seconds for run in runs["bare loop"]]
+    pooled = [run.seconds for run in runs["bare pool"]]
+    timed = [run.seconds for run in runs["Spark extract"]]
+    stats = runs["Spark extract"][-1].result
+    bare_s, pool_s, spark_s = min(bare), min(pooled), min(timed)
     with session_conf(spark, step_conf(config)):  # the scan as the step splits it
         task_sizes = scan_task_sizes(spark.read.parquet(str(work / "timed" / "pages")))
     return {
         "pages": n_pages,
         "rounds": rounds,
         "bare_loop_s_each_round": bare,
+        "bare_pool_s_each_round": pooled,
         "spark_s_each_round": timed,
         "bare_loop_s": bare_s,
         "bare_pages_per_s": n_pages / bare_s,
@@ -175,6 +212,10 @@ def speed(spark, html: dict[str, str], n_pages: int, work: Path, rounds: int) ->
         "spark_pages_per_s": n_pages / spark_s,
         "speedup": bare_s / spark_s,
         "speedup_of_medians": statistics.median(bare) / statistics.median(timed),
+        "pool_processes": cores,
+        "bare_pool_s": pool_s,
+        "pool_speedup": bare_s / pool_s,  # what the cores give a bare loop here, today
+        "spark_vs_pool": pool_s / spark_s,
         # True: the scan split evenly by row groups, so the step ran without shuffling the HTML
         "input_splits_evenly": splits_evenly(task_sizes, cores),
         "scan_task_sizes": task_sizes,
@@ -205,6 +246,11 @@ def main(n_pages: int = 2000, rounds: int = 3) -> None:
         f"Spark extract step {timing['spark_pages_per_s']:.1f} pages/s "
         f"-> {timing['speedup']:.2f}x on {os.cpu_count()} cores (target >= 1.6x; best of "
         f"{timing['rounds']} alternating rounds; medians: {timing['speedup_of_medians']:.2f}x)"
+    )
+    print(
+        f"reference: the same loop in a {timing['pool_processes']}-process pool "
+        f"{timing['pages'] / timing['bare_pool_s']:.1f} pages/s -> {timing['pool_speedup']:.2f}x; "
+        f"Spark reaches {timing['spark_vs_pool']:.2f} of the pool's speed"
     )
     result = {
         "pages_scored": len(gold),

@@ -7,7 +7,8 @@ in one process, with 1 and 2 tokenizer threads, on the 50 MB corpus) and `write_
 + write shards and manifest) under Spark `local[1]` and `local[2]`, run twice in one session:
 cold (first run) and warm (second run; the ratios use it, as a pipeline's session is warm).
 Peak memory is the largest sum of RSS over the measuring process and all its descendants (JVM,
-Python workers), sampled every 50 ms.
+Python workers), sampled every 50 ms; the table also gives each kind's own peak (driver = the
+measuring process, JVM, workers = the Python workers).
 Prints a table and writes bench/results/tokenize.json.
 """
 
@@ -23,16 +24,17 @@ import json  # noqa: E402
 import os  # noqa: E402
 import subprocess  # noqa: E402
 import tempfile  # noqa: E402
-import threading  # noqa: E402
 import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
-import psutil  # noqa: E402
 import pyarrow as pa  # noqa: E402
 import pyarrow.parquet as pq  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from bench._common import PeakRss  # noqa: E402
+
 CORPUS = ROOT.parent / "shared" / "corpus"
 SIZES_MB = (25, 50, 100)
 ROW_GROUP_DOCS = 100  # ~3 MB of this corpus's documents
@@ -65,33 +67,6 @@ def write_corpus(folder: Path, texts: list[str], megabytes: int) -> int:
     return unit * repeats
 
 
-class PeakRss:
-    """Samples the RSS summed over this process and its descendants in a background thread."""
-
-    def __init__(self) -> None:
-        self.peak, self._stop = 0, threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        me = psutil.Process()
-        while not self._stop.wait(0.05):
-            total = 0
-            for proc in [me, *me.children(recursive=True)]:
-                try:
-                    total += proc.memory_info().rss
-                except psutil.Error:
-                    pass
-            self.peak = max(self.peak, total)
-
-    def __enter__(self) -> PeakRss:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
-
-
 def measure_bare(docs: str, tokenizer_path: str) -> dict:
     """Subprocess side: encode every text in one call, in this process only."""
     from tasks.tokenize.bpe import load_tokenizer
@@ -102,7 +77,7 @@ def measure_bare(docs: str, tokenizer_path: str) -> dict:
         start = time.perf_counter()
         tokens = sum(len(e.ids) + 1 for e in tokenizer.encode_batch_fast(texts))
         seconds = time.perf_counter() - start
-    return {"tokens": tokens, "seconds": seconds, "peak_rss": rss.peak}
+    return {"tokens": tokens, "seconds": seconds, "peak_rss": rss.peak, "peaks": rss.peaks}
 
 
 def measure_spark(docs: str, tokenizer_path: str, master: str) -> dict:
@@ -127,6 +102,7 @@ def measure_spark(docs: str, tokenizer_path: str, master: str) -> dict:
         "seconds": times[1],
         "cold_seconds": times[0],
         "peak_rss": rss.peak,
+        "peaks": rss.peaks,
     }
 
 
@@ -199,7 +175,8 @@ def main() -> None:
             )
     print(
         f"{'MB':>6} {'what':<16} {'tokens':>11} {'s':>7} {'tokens/s':>11} "
-        f"{'x bare':>7} {'cold s':>7} {'cold x':>7} {'peak RSS MB':>12}"
+        f"{'x bare':>7} {'cold s':>7} {'cold x':>7} {'peak RSS MB':>12} "
+        f"{'driver':>7} {'JVM':>6} {'workers':>8}"
     )
     for r in rows:
         what = f"{r['kind']} {r['setting']}" + (" thr" if r["kind"] == "bare" else "")
@@ -211,7 +188,8 @@ def main() -> None:
         print(
             f"{r['mb']:>6} {what:<16} {r['tokens']:>11,} {r['seconds']:>7.2f} "
             f"{r['tokens_per_s']:>11,.0f} {r['vs_bare_same_cores']:>7.2f} {cold} "
-            f"{r['peak_rss'] / 2**20:>12,.0f}"
+            f"{r['peak_rss'] / 2**20:>12,.0f} {r['peaks']['self'] / 2**20:>7,.0f} "
+            f"{r['peaks']['jvm'] / 2**20:>6,.0f} {r['peaks']['python'] / 2**20:>8,.0f}"
         )
     spark_rows = {(r["mb"], r["cores"]): r for r in rows if r["kind"] == "spark"}
     ratio_mb = next(r["mb"] for r in rows if r["kind"] == "bare")
