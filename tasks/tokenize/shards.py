@@ -139,6 +139,20 @@ def _write_json_atomic(path: Path, payload: dict[str, Any]) -> None:
     os.replace(tmp, path)
 
 
+def partition_keys(spark: SparkSession, n: int) -> list[int]:
+    """For each layout partition p in 0..n-1, the smallest int whose Spark hash partition
+    (pmod(hash(v), n), as `repartition(n, column)` places rows) is p. Repartitioning by these
+    keys puts exactly the documents of layout partition p in Spark partition p: no partition
+    left empty or holding two, and no sampling pass over the corpus as range partitioning
+    needs. 64 n candidates leave a partition without one with probability ~n e^-64."""
+    candidates = spark.range(0, 64 * n).select(F.col("id").cast("int").alias("v"))
+    placed = candidates.select("v", F.expr(f"pmod(hash(v), {n})").alias("p"))
+    found = {row.p: row.v for row in placed.groupBy("p").agg(F.min("v").alias("v")).collect()}
+    if len(found) < n:  # not seen in practice; a clear error rather than a skewed layout
+        raise RuntimeError(f"no hash key found for partitions {sorted(set(range(n)) - set(found))}")
+    return [found[p] for p in range(n)]
+
+
 def _encode_and_write(
     spark: SparkSession, docs_uri: str, tokenizer_json: str, config: TokenizeConfig, out_dir: Path
 ) -> list[dict[str, Any]]:
@@ -147,10 +161,12 @@ def _encode_and_write(
     keyed = documents_frame(spark, docs_uri).select(
         "id", "text", *[c.alias(n) for n, c in _key_columns(config, threshold).items()]
     )
-    # range partitioning only balances the work: shard names come from `_part` in the data
-    ordered = keyed.repartitionByRange(config.partitions, "_part").sortWithinPartitions(
-        "_part", "_split", "_key", "id", "text"
+    # Spark partition p holds layout partition p (shard names come from `_part` in the data)
+    keys = F.array(*[F.lit(key) for key in partition_keys(spark, config.partitions)])
+    spread = keyed.repartition(
+        config.partitions, F.element_at(keys, (F.col("_part") + 1).cast("int"))
     )
+    ordered = spread.sortWithinPartitions("_part", "_split", "_key", "id", "text")
     writer = partial(
         write_partition,
         out_dir=str(out_dir),

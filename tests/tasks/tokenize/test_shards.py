@@ -138,3 +138,16 @@ def test_a_large_corpus_gets_more_partitions(
     rule = manifest(tmp_path / "out")["order"]["rule"]
     assert "* 3 >> 32" in rule
     assert stats["docs"] == len(texts)
+
+
+def test_partition_keys_land_each_layout_partition_in_its_own_spark_partition(spark) -> None:
+    """Repartitioning by the key of layout partition p puts it in Spark partition p."""
+    from pyspark.sql import functions as F
+
+    from tasks.tokenize.shards import partition_keys
+
+    for n in (1, 3, 7):
+        keys = partition_keys(spark, n)
+        rows = spark.createDataFrame([(p, keys[p]) for p in range(n)], "part int, key int")
+        placed = rows.repartition(n, "key").select("part", F.spark_partition_id().alias("at"))
+        assert sorted((r.part, r.at) for r in placed.collect()) == [(p, p) for p in range(n)]
