@@ -9,8 +9,10 @@ from __future__ import annotations
 import dataclasses
 import json
 import shutil
+from collections.abc import Mapping
 from pathlib import Path
 
+import torch
 from safetensors.torch import load_model as load_safetensors_into
 from safetensors.torch import save_model as save_safetensors_from
 
@@ -19,6 +21,16 @@ from model.gpt import GPT, ModelConfig
 WEIGHTS = "model.safetensors"
 CONFIG = "config.json"
 TOKENIZER = "tokenizer.json"
+
+
+def model_with_weights(cfg: ModelConfig, weights: Mapping[str, torch.Tensor]) -> GPT:
+    """A new GPT holding `weights` (parameter name -> tensor, as `named_parameters` lists
+    them: the tied head is the embedding's and comes with it)."""
+    model = GPT(cfg)
+    with torch.no_grad():
+        for name, param in model.named_parameters():
+            param.copy_(weights[name])
+    return model
 
 
 def export_model(

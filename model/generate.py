@@ -16,8 +16,10 @@ def sample_ids(
     temperature: float,
     top_k: int | None,
     seed: int,
+    top_p: float | None = None,
 ) -> list[int]:
-    """The sampled continuation ids of the prompt `ids`; the same seed gives the same ids."""
+    """The sampled continuation ids of the prompt `ids` (`GPT.generate`'s temperature, top-k and
+    top-p sampling); the same seed gives the same ids."""
     if not ids:
         raise ValueError("the prompt is empty: give at least one character of text")
     if len(ids) >= model.cfg.block_size:
@@ -28,7 +30,7 @@ def sample_ids(
     generator = torch.Generator().manual_seed(seed)
     idx = torch.tensor([ids], dtype=torch.long)
     model.eval()
-    out = model.generate(idx, max_new_tokens, temperature, top_k, generator=generator)
+    out = model.generate(idx, max_new_tokens, temperature, top_k, top_p, generator=generator)
     return out[0, len(ids) :].tolist()
 
 
@@ -40,9 +42,11 @@ def complete(
     temperature: float,
     top_k: int | None,
     seed: int,
+    top_p: float | None = None,
 ) -> str:
     """The continuation of `prompt` (prompt excluded); the same seed gives the same text."""
-    ids = sample_ids(model, tokenizer.encode(prompt).ids, max_new_tokens, temperature, top_k, seed)
+    prompt_ids = tokenizer.encode(prompt).ids
+    ids = sample_ids(model, prompt_ids, max_new_tokens, temperature, top_k, seed, top_p)
     return tokenizer.decode(ids, skip_special_tokens=False)
 
 
@@ -54,10 +58,10 @@ def answer(
     temperature: float,
     top_k: int | None,
     seed: int,
+    top_p: float | None = None,
 ) -> str:
     """A fine-tuned model's answer to the user message `prompt`, up to its `<|end|>`."""
     end = chat_tokens(tokenizer).end
-    ids = sample_ids(
-        model, format_prompt(tokenizer, prompt), max_new_tokens, temperature, top_k, seed
-    )
+    prompt_ids = format_prompt(tokenizer, prompt)
+    ids = sample_ids(model, prompt_ids, max_new_tokens, temperature, top_k, seed, top_p)
     return tokenizer.decode(ids[: ids.index(end)] if end in ids else ids)

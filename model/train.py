@@ -31,7 +31,7 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
-from model.checkpoint import export_model, load_weights
+from model.checkpoint import export_model, load_weights, model_with_weights
 from model.config import TrainConfig
 from model.data import Batch
 from model.ema import WeightAverage
@@ -234,10 +234,7 @@ def train(job: Job) -> dict[str, Any] | None:
     weights = average.average if average is not None else full_fp32_state_dict(engine)
     if rank != 0:
         return None
-    exported = GPT(cfg)
-    for name, param in exported.named_parameters():  # the tied head follows the embedding
-        param.data.copy_(weights[name])
-    export_model(exported, cfg, job.out_dir / "model", data.tokenizer)
+    export_model(model_with_weights(cfg, weights), cfg, job.out_dir / "model", data.tokenizer)
     summary = {
         "steps": tc.steps,
         "first_loss": first_loss,

@@ -3,7 +3,7 @@
 `mlflow.pyfunc.log_model(python_model=<this file>, artifacts={"model_dir": ...})` stores this
 file, the `model` package and the exported folder (`model.safetensors`, `config.json`,
 `tokenizer.json`). Input: a `prompt` column; output: one completion per prompt; generation
-settings come as params (`max_new_tokens`, `temperature`, `top_k`, `seed`).
+settings come as params (`max_new_tokens`, `temperature`, `top_k`, `top_p` (0 = off), `seed`).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from tokenizers import Tokenizer
 from model.checkpoint import load_model
 from model.generate import complete
 
-DEFAULTS = {"max_new_tokens": 64, "temperature": 0.8, "top_k": 40, "seed": 0}
+DEFAULTS = {"max_new_tokens": 64, "temperature": 0.8, "top_k": 40, "top_p": 0.0, "seed": 0}
 
 
 class GPTTextGenerator(PythonModel):
@@ -44,6 +44,7 @@ class GPTTextGenerator(PythonModel):
                 float(settings["temperature"]),
                 int(settings["top_k"]) or None,
                 int(settings["seed"]),
+                float(settings["top_p"]) or None,
             )
             for prompt in prompts
         ]

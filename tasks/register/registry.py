@@ -37,6 +37,7 @@ def text_signature() -> Any:
                 ParamSpec("max_new_tokens", "long", 64),
                 ParamSpec("temperature", "double", 0.8),
                 ParamSpec("top_k", "long", 40),
+                ParamSpec("top_p", "double", 0.0),  # 0 = off
                 ParamSpec("seed", "long", 0),
             ]
         ),

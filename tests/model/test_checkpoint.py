@@ -10,7 +10,7 @@ import pytest
 import torch
 from safetensors import safe_open
 
-from model.checkpoint import export_model, load_model, load_weights
+from model.checkpoint import export_model, load_model, load_weights, model_with_weights
 from model.gpt import GPT, ModelConfig
 
 CFG = ModelConfig(n_layer=2, n_head=2, n_kv_head=1, n_embd=16, block_size=8, vocab_size=40)
@@ -32,6 +32,17 @@ def test_round_trip_gives_identical_logits(tmp_path: Path) -> None:
     idx = torch.randint(0, CFG.vocab_size, (2, CFG.block_size))
     assert torch.equal(model(idx)[0], loaded(idx)[0])
     assert loaded.lm_head.weight is loaded.tok_emb.weight
+
+
+def test_model_with_weights_takes_each_named_parameter_once() -> None:
+    torch.manual_seed(0)
+    model = GPT(CFG).eval()
+    weights = {name: p.detach().clone() for name, p in model.named_parameters()}
+    assert "lm_head.weight" not in weights  # tied: listed once, as the embedding
+    rebuilt = model_with_weights(CFG, weights).eval()
+    idx = torch.randint(0, CFG.vocab_size, (2, CFG.block_size))
+    assert torch.equal(model(idx)[0], rebuilt(idx)[0])
+    assert rebuilt.lm_head.weight is rebuilt.tok_emb.weight
 
 
 def test_tied_matrix_is_stored_once(tmp_path: Path) -> None:

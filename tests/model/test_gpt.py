@@ -82,6 +82,18 @@ def test_generate_length_and_seeded_determinism() -> None:
     assert torch.equal(greedy, model.generate(prompt, 5, temperature=0.0))
 
 
+def test_sample_ids_passes_top_p_through() -> None:
+    """A tiny top-p keeps only the likeliest token: sampling becomes greedy decoding."""
+    from model.generate import sample_ids
+
+    torch.manual_seed(0)
+    model = GPT(TINY).eval()
+    greedy = sample_ids(model, [1, 2, 3], 8, temperature=0.0, top_k=None, seed=0)
+    for seed in range(3):
+        assert sample_ids(model, [1, 2, 3], 8, 1.0, None, seed, top_p=1e-6) == greedy
+    assert any(sample_ids(model, [1, 2, 3], 8, 1.0, None, seed) != greedy for seed in range(3))
+
+
 @pytest.mark.parametrize(
     "bad, setting",
     [
