@@ -38,6 +38,7 @@ from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers  # 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from model.checkpoint import model_with_weights  # noqa: E402
 from model.config import TrainConfig  # noqa: E402
 from model.ema import WeightAverage  # noqa: E402
 from model.engine import build_engine, full_fp32_state_dict, init_single_process  # noqa: E402
@@ -150,13 +151,10 @@ def main() -> None:
         if step % 50 == 0:
             print(f"step {step}/{settings.steps} loss {loss.item():.3f}", flush=True)
     trained_s = time.perf_counter() - started
-    scored, weights = GPT(cfg), full_fp32_state_dict(engine)
-    for name, param in scored.named_parameters():  # the tied head follows the embedding
-        param.data.copy_(weights[name])
+    scored = model_with_weights(cfg, full_fp32_state_dict(engine))
     last_bpb = bits_per_byte(scored, val, token_bytes, cfg.block_size)
     if average is not None:  # what model.train exports with train.ema_decay
-        for name, param in scored.named_parameters():
-            param.data.copy_(average.average[name])
+        scored = model_with_weights(cfg, average.average)
     bpb = bits_per_byte(scored, val, token_bytes, cfg.block_size)
     # the same measure on as many training tokens: the gap to validation shows over-fitting
     train_bpb = bits_per_byte(scored, train[: len(val)], token_bytes, cfg.block_size)
