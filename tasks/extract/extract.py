@@ -173,6 +173,8 @@ BATCH_CONF = {
 def step_conf(config: ExtractConfig) -> dict[str, str]:
     """The Spark settings this step runs under: `BATCH_CONF`, and scan splits of
     `extract.split_mb`."""
+    if not config.split_mb > 0:
+        raise ValueError(f"extract.split_mb must be > 0 (MB per scan task), got {config.split_mb}")
     return {**BATCH_CONF, "spark.sql.files.maxPartitionBytes": str(int(config.split_mb * 2**20))}
 
 

@@ -187,6 +187,13 @@ def test_splits_evenly_wants_enough_tasks_and_none_too_large() -> None:
     assert not splits_evenly([], cores=2)
 
 
+def test_a_split_size_that_is_not_positive_is_refused() -> None:
+    from tasks.extract.extract import step_conf
+
+    with pytest.raises(ValueError, match="extract.split_mb must be > 0"):
+        step_conf(ExtractConfig(split_mb=0))
+
+
 def test_an_evenly_split_input_is_extracted_where_it_lies(spark, tmp_path: Path) -> None:
     """Four files of ten pages, read in splits of one file each: four equal scan tasks, so
     the pages are judged without a shuffle, with the same result as the shuffled path. One
