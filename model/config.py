@@ -36,8 +36,9 @@ class TrainConfig:
     decay_fraction: float = 0.2  # wsd: the last fraction of steps decays linearly to min_lr
     weight_decay: float = 0.1
     grad_clip: float = 1.0
-    # 0 = off; else the decay of a float32 moving average of the weights, which is evaluated
-    # (val_loss_ema) and exported instead of the last weights (model/ema.py; ZeRO <= 2)
+    # 0 = off; else the decay of a float32 moving average of the weights (of their bf16 copies
+    # under bf16), which is evaluated (val_loss_ema) and exported instead of the last weights
+    # (model/ema.py; ZeRO <= 2)
     ema_decay: float = 0.0
     activation_checkpointing: bool = False  # recompute each block in the backward: less memory
     compile: bool = False  # torch.compile the model before DeepSpeed wraps it

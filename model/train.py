@@ -117,6 +117,12 @@ def validation_loss(engine: Any, batches: Iterator[Batch]) -> float:
     return total / count
 
 
+def average_validation_loss(engine: Any, average: WeightAverage, batches: Iterator[Batch]) -> float:
+    """`validation_loss` of the weight average (swapped into the engine's module meanwhile)."""
+    with average.swapped_in():
+        return validation_loss(engine, batches)
+
+
 def optimizer_step(engine: Any, batches: Iterator[Batch], grad_accum: int) -> torch.Tensor:
     """One optimizer step over `grad_accum` micro-batches; this rank's mean loss (no sync)."""
     loss_sum = torch.zeros(())
@@ -205,8 +211,7 @@ def train(job: Job) -> dict[str, Any] | None:
         if step % tc.eval_every == 0 or step == tc.steps:
             val_loss = metrics["val_loss"] = validation_loss(engine, data.val_batches())
             if average is not None:
-                with average.swapped_in():
-                    val_loss_ema = validation_loss(engine, data.val_batches())
+                val_loss_ema = average_validation_loss(engine, average, data.val_batches())
                 metrics["val_loss_ema"] = val_loss_ema
         if metrics and rank == 0:
             tracker.log_metrics(metrics, step)
@@ -228,8 +233,7 @@ def train(job: Job) -> dict[str, Any] | None:
     if math.isnan(val_loss):  # resumed from the final checkpoint: evaluate it (all ranks)
         val_loss = validation_loss(engine, data.val_batches())
         if average is not None:
-            with average.swapped_in():
-                val_loss_ema = validation_loss(engine, data.val_batches())
+            val_loss_ema = average_validation_loss(engine, average, data.val_batches())
     # the weight average when one is kept, else the last weights (a collective: every rank)
     weights = average.average if average is not None else full_fp32_state_dict(engine)
     if rank != 0:

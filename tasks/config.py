@@ -117,10 +117,11 @@ class ExtractConfig:
     min_chars: int = 50
     # The input is read in scan tasks of at most `split_mb` MB. Spark gives a Parquet row group
     # to the split that holds its middle, so below the crawl's 8 MB row groups a task reads at
-    # most one of them: a large crawl is shared out over the cores where it lies. When that does
-    # not split the work evenly (a small input, a few large row groups: see
-    # extract.splits_evenly), the records are spread over `partitions` hash partitions first: a
-    # few per core, so a partition of slow pages does not leave the other cores idle at the end.
+    # most one full-size group (splits holding no middle are empty tasks, which cost little): a
+    # large crawl is shared out over the cores where it lies. When that does not split the work
+    # evenly (a small input, a few large row groups: see extract.splits_evenly), the records
+    # are spread over `partitions` hash partitions first: a few per core, so a partition of
+    # slow pages does not leave the other cores idle at the end.
     split_mb: float = 6.0
     partitions: int = 8
     time_limit_s: float = 10.0  # per page; slower pages are dropped as 'extraction_timeout'

@@ -20,14 +20,15 @@ from pyspark.sql.types import (
     StructType,
 )
 
-# One fetched URL. `status` is null on a network error; `error` is null on success
-# (else 'timeout', 'connection refused: ...', 'http 404', ...); `html` is the decoded body.
 # Parquet row-group size of the crawl's page and WARC outputs (Spark's default is 128 MB; the
-# writer checks the size every 100+ records, so a group of large pages can come out larger):
-# the extract step reads at most one row group per task (`extract.split_mb`), so its cores
-# share a large crawl level in ~8 MB pieces (~125 pages) without shuffling the HTML first.
+# writer checks the size every 100+ records, so a group of large pages can come out larger).
+# The extract step scans in smaller splits (`extract.split_mb`), so a task reads at most one
+# full-size row group (a file's last, smaller group can share a split): its cores share a large
+# crawl level in ~8 MB pieces (~125 pages) without shuffling the HTML first.
 ROW_GROUP_BYTES = 8 * 2**20
 
+# One fetched URL. `status` is null on a network error; `error` is null on success
+# (else 'timeout', 'connection refused: ...', 'http 404', ...); `html` is the decoded body.
 PAGE_SCHEMA = StructType(
     [
         StructField("url", StringType(), False),

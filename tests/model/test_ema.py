@@ -15,15 +15,16 @@ def test_average_follows_the_warmed_up_decay() -> None:
     layer = torch.nn.Linear(2, 1, bias=False)
     with torch.no_grad():
         layer.weight.fill_(0.0)
-    average = WeightAverage(layer, decay=0.5)
+    average = WeightAverage(layer, decay=0.2)
     expected = 0.0
     for n, value in enumerate([1.0, 2.0, 4.0], start=1):
         with torch.no_grad():
             layer.weight.fill_(value)
         average.update()
-        d = min(0.5, (1 + n) / (10 + n))  # 2/11, 3/12, then capped at 0.5 from n = 8 on
+        d = min(0.2, (1 + n) / (10 + n))  # 2/11, then capped: 0.2, 0.2
         expected = d * expected + (1 - d) * value
     assert average.updates == 3
+    assert expected == pytest.approx(0.2 * (0.2 * (9 / 11) + 0.8 * 2.0) + 0.8 * 4.0)
     assert average.average["weight"] == pytest.approx(torch.full((1, 2), expected))
 
 
@@ -46,6 +47,8 @@ def test_swapped_in_for_a_block_then_the_weights_come_back(tmp_path: Path) -> No
     average.save(tmp_path)
     restored = WeightAverage(model, decay=0.9)
     restored.load(tmp_path)
+    with pytest.warns(UserWarning, match="ema_decay=0.9; continuing with 0.5"):
+        WeightAverage(model, decay=0.5).load(tmp_path)
     assert restored.updates == 1
     assert all(torch.equal(restored.average[n], average.average[n]) for n in average.average)
     assert "tok_emb.weight" in average.average and "lm_head.weight" not in average.average

@@ -12,6 +12,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import torch
+from safetensors.torch import load_file
 
 from model.checkpoint import load_model
 from model.config import TrainConfig
@@ -65,6 +67,11 @@ def test_one_rank_loss_falls_and_is_logged(one_rank) -> None:
     assert [r["step"] for r in records if "val_loss" in r] == [10, 20]
     assert [r["step"] for r in records if "val_loss_ema" in r] == [10, 20]
     assert summary["exported_weights"] == "ema 0.9"
+    # the export holds the weight average of the last checkpoint, exactly
+    exported = dict(load_model(out / "model")[0].named_parameters())
+    averaged = load_file(str(out / "checkpoints" / "step00000020" / "ema.safetensors"))
+    assert set(exported) == set(averaged)
+    assert all(torch.equal(exported[name], averaged[name]) for name in averaged)
     assert all(r["grad_norm"] > 0 and r["lr"] > 0 for r in records)
     assert any(line.startswith("step 20/20") for line in lines)
     # checkpoints every 5 steps, the newest two kept, each marked complete
@@ -111,13 +118,15 @@ def test_exported_model_loads_and_scores_like_training(one_rank, tiny_corpus: Pa
     model, cfg = load_model(out / "model")
     assert cfg == TINY and (out / "model" / "tokenizer.json").is_file()
     loss, _ = heldout_loss(model, TokenDataset(tiny_corpus, "val"), cfg.block_size, 1)
-    # the export holds the weight average, which training evaluated on the same windows
+    # the export holds the weight average, which training evaluated (fp32) on the same windows
     assert loss == pytest.approx(summary["val_loss"], abs=0.1)
 
 
 def test_two_ranks_with_accumulation(tiny_corpus: Path, tmp_path: Path) -> None:
-    summary = launch_training(job(tiny_corpus, tmp_path, num_ranks=2, grad_accum=2), tmp_path)
-    assert summary["world_size"] == 2
+    settings = dict(num_ranks=2, grad_accum=2, ema_decay=0.9)  # bf16, ZeRO 2, weight average
+    summary = launch_training(job(tiny_corpus, tmp_path, **settings), tmp_path)
+    assert summary["world_size"] == 2 and summary["exported_weights"] == "ema 0.9"
+    assert summary["val_loss"] < summary["first_loss"] - 1.0
     assert summary["final_loss"] < summary["first_loss"] - 1.0
     load_model(tmp_path / "model")
 

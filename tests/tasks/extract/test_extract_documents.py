@@ -194,12 +194,24 @@ def test_a_split_size_that_is_not_positive_is_refused() -> None:
         step_conf(ExtractConfig(split_mb=0))
 
 
-def test_an_evenly_split_input_is_extracted_where_it_lies(spark, tmp_path: Path) -> None:
+def test_an_evenly_split_input_is_extracted_where_it_lies(
+    spark, tmp_path: Path, monkeypatch
+) -> None:
     """Four files of ten pages, read in splits of one file each: four equal scan tasks, so
     the pages are judged without a shuffle, with the same result as the shuffled path. One
     file is one task and is spread out first. The folder name has a space."""
     from tasks.common.spark import session_conf
     from tasks.extract.extract import scan_task_sizes, splits_evenly, step_conf
+
+    spreads: list[int] = []  # the hash repartitions the step asked for
+    frames = type(spark.range(1))  # Spark's concrete DataFrame class
+    original = frames.repartition
+
+    def recording(frame, *args, **kwargs):
+        spreads.append(args[0])
+        return original(frame, *args, **kwargs)
+
+    monkeypatch.setattr(frames, "repartition", recording)
 
     pages = [  # random bytes: each file is ~50 kB
         page(f"p{i}.html", 200, None, "text/html", os.urandom(2000).hex() + PROSE)
@@ -217,8 +229,10 @@ def test_an_evenly_split_input_is_extracted_where_it_lies(spark, tmp_path: Path)
     assert one == [40] and not splits_evenly(one, cores=2)
     results = {}
     for name in ("even", "one"):
+        spreads.clear()
         stats = extract_documents(spark, root / name, config, tmp_path / f"out-{name}")
         docs = spark.read.parquet(str(tmp_path / f"out-{name}" / "docs")).collect()
         results[name] = stats, sorted((row["id"], row["text"]) for row in docs)
+        assert spreads == ([] if name == "even" else [config.partitions])  # shuffled or not
     assert results["even"] == results["one"]
     assert results["even"][0]["kept"] == 40
