@@ -133,10 +133,14 @@ def _pool_start(pages: list[str], options: dict) -> None:
     POOL.update(pages=pages, options=options)
 
 
-def _pool_extract(bounds: tuple[int, int]) -> None:
+def bare_extract(pages: list[str], options: dict, bounds: tuple[int, int]) -> None:
+    """The bare loop: trafilatura on pages[start:stop], each with its URL."""
     for i in range(*bounds):
-        page = POOL["pages"][i]
-        trafilatura.bare_extraction(page, url=f"http://127.0.0.1/{i}.html", **POOL["options"])
+        trafilatura.bare_extraction(pages[i], url=f"http://127.0.0.1/{i}.html", **options)
+
+
+def _pool_extract(bounds: tuple[int, int]) -> None:
+    bare_extract(POOL["pages"], POOL["options"], bounds)
 
 
 def speed(spark, html: dict[str, str], n_pages: int, work: Path, rounds: int) -> dict:
@@ -170,10 +174,7 @@ def speed(spark, html: dict[str, str], n_pages: int, work: Path, rounds: int) ->
         writer.parquet(str(work / name / "pages"))
     extract_documents(spark, work / "warm", config, work / "warm-out")  # start the workers
 
-    def bare_loop() -> None:
-        for i, page in enumerate(pages):
-            trafilatura.bare_extraction(page, url=f"http://127.0.0.1/{i}.html", **options)
-
+    bare_loop = partial(bare_extract, pages, options, (0, n_pages))
     outputs = iter(range(rounds))
 
     def spark_step() -> dict:
