@@ -26,7 +26,7 @@ from pathlib import Path
 
 import torch
 from safetensors import safe_open
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 
 EMA_FILE = "ema.safetensors"
 
@@ -74,8 +74,9 @@ class WeightAverage:
                 f"{path} is missing: the checkpoint was saved with train.ema_decay = 0; resume "
                 f"with the same setting, or start afresh in a new output folder"
             )
-        with safe_open(str(path), "pt") as handle:
+        with safe_open(str(path), "pt") as handle:  # one read: metadata and tensors
             meta = handle.metadata()
+            loaded = {name: handle.get_tensor(name) for name in handle.keys()}
         saved_decay = float(meta.get("decay", self.decay))
         if saved_decay != self.decay:
             warnings.warn(
@@ -83,7 +84,6 @@ class WeightAverage:
                 f"{self.decay}",
                 stacklevel=2,
             )
-        loaded = load_file(str(path))
         if set(loaded) != set(self.average):
             raise ValueError(f"{path} holds other weights than this model's: {sorted(loaded)[:5]}")
         for name, tensor in loaded.items():  # in place: the average stays on its device
