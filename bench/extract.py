@@ -35,17 +35,12 @@ sys.path.insert(0, str(ROOT))
 import trafilatura  # noqa: E402
 
 from bench._common import alternate  # noqa: E402
-from tasks.common.spark import session_conf, spark_session  # noqa: E402
+from tasks.common.spark import spark_session  # noqa: E402
 from tasks.config import CrawlConfig, ExtractConfig, SparkConfig  # noqa: E402
 from tasks.crawl.crawler import crawl  # noqa: E402
 from tasks.crawl.pydoc_site import serve_site  # noqa: E402
 from tasks.crawl.records import PAGE_SCHEMA, ROW_GROUP_BYTES  # noqa: E402
-from tasks.extract.extract import (  # noqa: E402
-    extract_documents,
-    scan_task_sizes,
-    splits_evenly,
-    step_conf,
-)  # noqa: E402
+from tasks.extract.extract import extract_documents, plan_work  # noqa: E402
 
 BENCH = ROOT.parent / "shared" / "corpus" / "extraction"
 WORD = re.compile(r"\w+")
@@ -199,8 +194,7 @@ def speed(spark, html: dict[str, str], n_pages: int, work: Path, rounds: int) ->
     timed = [run.seconds for run in runs["Spark extract"]]
     stats = runs["Spark extract"][-1].result
     bare_s, pool_s, spark_s = min(bare), min(pooled), min(timed)
-    with session_conf(spark, step_conf(config)):  # the scan as the step splits it
-        task_sizes = scan_task_sizes(spark.read.parquet(str(work / "timed" / "pages")))
+    items, _ = plan_work(work / "timed", ["pages"], max(config.partitions, 2 * cores))
     return {
         "pages": n_pages,
         "rounds": rounds,
@@ -217,9 +211,7 @@ def speed(spark, html: dict[str, str], n_pages: int, work: Path, rounds: int) ->
         "bare_pool_s": pool_s,
         "pool_speedup": bare_s / pool_s,  # what the cores give a bare loop here, today
         "spark_vs_pool": pool_s / spark_s,
-        # True: the scan split evenly by row groups, so the step ran without shuffling the HTML
-        "input_splits_evenly": splits_evenly(task_sizes, cores),
-        "scan_task_sizes": task_sizes,
+        "work_item_sizes": [item.stop - item.start for item in items],  # one Spark task each
         "spark_kept": stats["kept"],
     }
 

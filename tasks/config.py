@@ -115,14 +115,9 @@ class ExtractConfig:
     favor_recall: bool = True
     include_tables: bool = True
     min_chars: int = 50
-    # The input is read in scan tasks of at most `split_mb` MB. Spark gives a Parquet row group
-    # to the split that holds its middle, so below the crawl's 8 MB row groups a task reads at
-    # most one full-size group (splits holding no middle are empty tasks, which cost little): a
-    # large crawl is shared out over the cores where it lies. When that does not split the work
-    # evenly (a small input, a few large row groups: see extract.splits_evenly), the records
-    # are spread over `partitions` hash partitions first: a few per core, so a partition of
-    # slow pages does not leave the other cores idle at the end.
-    split_mb: float = 6.0
+    # Work items: each Parquet row group of the input is one Spark task (the crawl writes 8 MB
+    # row groups: ~125 benchmark pages), cut in slices when it holds more than 1/n of all records,
+    # n = max(`partitions`, 2 x the cores): a small input is still shared out over the cores.
     partitions: int = 8
     time_limit_s: float = 10.0  # per page; slower pages are dropped as 'extraction_timeout'
     # Language id (py3langid): keep only these ISO 639-1 codes (empty = any) scored at least

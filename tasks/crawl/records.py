@@ -22,9 +22,8 @@ from pyspark.sql.types import (
 
 # Parquet row-group size of the crawl's page and WARC outputs (Spark's default is 128 MB; the
 # writer checks the size every 100+ records, so a group of large pages can come out larger).
-# The extract step scans in smaller splits (`extract.split_mb`), so a task reads at most one
-# full-size row group (a file's last, smaller group can share a split): its cores share a large
-# crawl level in ~8 MB pieces (~125 pages) without shuffling the HTML first.
+# The extract step makes each row group one task (`extract.plan_work`): its cores share a large
+# crawl level in ~8 MB pieces (~125 benchmark pages).
 ROW_GROUP_BYTES = 8 * 2**20
 
 # One fetched URL. `status` is null on a network error; `error` is null on success

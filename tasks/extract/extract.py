@@ -13,19 +13,21 @@ length-checked the same way. Every input is accounted for: kept (`docs/`) + drop
 
 from __future__ import annotations
 
+import math
+import os
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import pyarrow as pa
-from pyspark import StorageLevel
-from pyspark.sql import DataFrame, SparkSession
-from pyspark.sql import functions as F
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+from pyspark import TaskContext
+from pyspark.sql import SparkSession
 from pyspark.sql.types import StringType, StructField, StructType
 
-from tasks.common.spark import session_conf
 from tasks.config import ExtractConfig
 from tasks.crawl.fetch import HTML_TYPES
 from tasks.crawl.records import DOCUMENT_SCHEMA, document_id
@@ -150,8 +152,8 @@ def judge_documents(documents: Iterable[Record], config: ExtractConfig) -> Itera
 def judged_batches(
     batches: Iterable[pa.RecordBatch], judge: Callable, config: ExtractConfig
 ) -> Iterator[pa.RecordBatch]:
-    """`judge` applied to Arrow batches of input records (`mapInArrow`): records arrive as
-    dicts (map columns as dicts) and leave as `JUDGED_SCHEMA` batches."""
+    """`judge` applied to Arrow batches of input records: records arrive as dicts (map columns
+    as dicts) and leave as `JUDGED_SCHEMA` batches."""
     for batch in batches:
         records = batch.to_pylist()
         for record in records:
@@ -161,22 +163,9 @@ def judged_batches(
         yield pa.RecordBatch.from_pylist(rows, schema=JUDGED_ARROW)
 
 
-# Batch sizes while this step runs. Arrow's default batch is 10,000 records and Parquet's
-# vectorised reader reads 4,096 rows at a time: of HTML pages (~200 kB each in the benchmark),
-# gigabytes in one Python worker, and a reader buffer the JVM heap cannot hold.
-BATCH_CONF = {
-    "spark.sql.execution.arrow.maxRecordsPerBatch": "200",  # ~40 MB of pages per batch
-    "spark.sql.parquet.columnarReaderBatchSize": "256",
-}
-
-
-def step_conf(config: ExtractConfig) -> dict[str, str]:
-    """The Spark settings this step runs under: `BATCH_CONF`, and scan splits of
-    `extract.split_mb`."""
-    if not config.split_mb > 0:
-        raise ValueError(f"extract.split_mb must be > 0 (MB per scan task), got {config.split_mb}")
-    return {**BATCH_CONF, "spark.sql.files.maxPartitionBytes": str(int(config.split_mb * 2**20))}
-
+# Records per Arrow batch a judge is handed: ~40 MB of HTML pages (~200 kB each in the
+# benchmark), so a worker's memory stays bounded whatever the row groups hold.
+BATCH_ROWS = 200
 
 # Crawl output folders and how their records are judged.
 JUDGES = {
@@ -185,76 +174,178 @@ JUDGES = {
     "books": judge_documents,
     "dumps": judge_documents,
 }
+KEPT_ARROW = JUDGED_ARROW.remove(JUDGED_ARROW.get_field_index("drop_reason"))
 
 
-def scan_task_sizes(records: DataFrame) -> list[int]:
-    """Records per non-empty task of Spark's scan of `records`, counted from the Parquet
-    footers (no page is read)."""
-    tasks = records.select(F.spark_partition_id().alias("task")).groupBy("task").count()
-    return [row["count"] for row in tasks.collect()]
+class WorkItem(NamedTuple):
+    """One Spark task's input: records [start, stop) of one row group of one Parquet file of
+    the crawl output folder `folder`."""
+
+    folder: str
+    path: str
+    row_group: int
+    start: int
+    stop: int
 
 
-def splits_evenly(task_sizes: list[int], cores: int) -> bool:
-    """True when scan tasks of these sizes already share the work out evenly, so shuffling
-    every record's HTML to spread it would buy nothing: at least `cores` tasks, none with more
-    than total / (2 x cores) of the records. Spark hands out the larger splits first, so the
-    cores then finish within about one task of each other. One core has nothing to share."""
-    if cores <= 1:
-        return True
-    return len(task_sizes) >= cores and max(task_sizes) <= sum(task_sizes) / (2 * cores)
+def parquet_files(folder: Path) -> list[Path]:
+    """The data files of a Parquet folder as Spark reads them: `*.parquet` below it, names
+    starting with '.' or '_' (Spark's and Hadoop's hidden files) skipped; sorted."""
+    return sorted(
+        path
+        for path in folder.rglob("*.parquet")
+        if not any(part.startswith((".", "_")) for part in path.relative_to(folder).parts)
+    )
+
+
+def plan_work(
+    crawl_dir: Path, folders: list[str], pieces: int
+) -> tuple[list[WorkItem], dict[str, int]]:
+    """The work items of a crawl output and its record counts per folder, from the Parquet
+    footers (no record is read). A row group is one item, cut in slices when it holds more than
+    1/`pieces` of all records, so at least `pieces` items share out a small input. Largest
+    first: the cores then end within about one small item of each other."""
+    groups: list[tuple[str, str, int, int]] = []
+    counts = {f"input_{name}": 0 for name in JUDGES}
+    for name in folders:
+        for path in parquet_files(crawl_dir / name):
+            try:
+                meta = pq.read_metadata(path)
+            except (OSError, pa.ArrowException) as err:
+                raise ValueError(
+                    f"extract: {path} is not a readable Parquet file ({err}); re-run the crawl step"
+                ) from err
+            for group in range(meta.num_row_groups):
+                rows = meta.row_group(group).num_rows
+                counts[f"input_{name}"] += rows
+                if rows:
+                    groups.append((name, str(path), group, rows))
+    most = max(1, math.ceil(sum(counts.values()) / max(1, pieces)))
+    items = [
+        WorkItem(name, path, group, start, min(start + most, rows))
+        for name, path, group, rows in groups
+        for start in range(0, rows, most)
+    ]
+    items.sort(key=lambda item: item.start - item.stop)  # stable: input order among equals
+    return items, counts
+
+
+def read_item(item: WorkItem) -> Iterator[pa.RecordBatch]:
+    """The records of a work item, in Arrow batches of at most `BATCH_ROWS`."""
+    seen = 0
+    file = pq.ParquetFile(item.path)
+    for batch in file.iter_batches(batch_size=BATCH_ROWS, row_groups=[item.row_group]):
+        low, high = max(item.start - seen, 0), min(item.stop - seen, batch.num_rows)
+        if low < high:
+            yield batch.slice(low, high - low)
+        seen += batch.num_rows
+        if seen >= item.stop:
+            return
+
+
+class PartFile:
+    """One output part file of a task, written under a hidden name (which readers skip) and
+    renamed into place when it is complete; created only if a row comes."""
+
+    def __init__(self, folder: Path, name: str, schema: pa.Schema, attempt: int) -> None:
+        self.path, self.schema = folder / name, schema
+        self.tmp = folder / f".{name}.attempt-{attempt}.tmp"
+        self.writer: pq.ParquetWriter | None = None
+
+    def write(self, table: pa.Table) -> None:
+        if table.num_rows:
+            if self.writer is None:
+                self.writer = pq.ParquetWriter(self.tmp, self.schema)
+            self.writer.write_table(table)
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+            os.replace(self.tmp, self.path)
+
+    def abort(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+            self.tmp.unlink(missing_ok=True)
+
+
+def judge_item(item: WorkItem, index: int, config: ExtractConfig, out_dir: str) -> dict[str, int]:
+    """Judge one work item (in a Spark task): its kept documents to `docs/part-<index>.parquet`,
+    its dropped ones to `dropped/part-<index>.parquet`; returns its tally ('lang:<code>' per
+    kept language, 'drop:<reason>' per reason)."""
+    context = TaskContext.get()
+    attempt = context.attemptNumber() if context is not None else 0
+    name = f"part-{index:05d}.parquet"
+    kept = PartFile(Path(out_dir, "docs"), name, KEPT_ARROW, attempt)
+    dropped = PartFile(Path(out_dir, "dropped"), name, JUDGED_ARROW, attempt)
+    tally: Counter = Counter()
+    try:
+        for batch in judged_batches(read_item(item), JUDGES[item.folder], config):
+            judged = pa.Table.from_batches([batch])
+            reasons = judged.column("drop_reason")
+            kept.write(judged.filter(pc.is_null(reasons)).drop_columns(["drop_reason"]))
+            dropped.write(judged.filter(pc.is_valid(reasons)))
+            for lang, reason in zip(judged["lang"].to_pylist(), reasons.to_pylist(), strict=True):
+                tally[f"lang:{lang}" if reason is None else f"drop:{reason}"] += 1
+    except BaseException:
+        kept.abort()
+        dropped.abort()
+        raise
+    kept.close()
+    dropped.close()
+    return dict(tally)
+
+
+def _judge_indexed(indexed: tuple[int, WorkItem], config: ExtractConfig, out_dir: str) -> dict:
+    return judge_item(indexed[1], indexed[0], config, out_dir)
 
 
 def extract_documents(
     spark: SparkSession, crawl_dir: Path, config: ExtractConfig, out_dir: Path
 ) -> dict[str, Any]:
     """Write `out_dir/docs` (kept documents, books included) and `out_dir/dropped` (with
-    `drop_reason`) from the crawl output in `crawl_dir`; return the counts."""
+    `drop_reason`) from the crawl output in `crawl_dir`; return the counts.
+
+    One Spark job: the input is cut into work items from its Parquet footers (`plan_work`),
+    and each task reads its item's records, judges them and writes its two part files, in the
+    Python worker; Spark hands out the items and gathers the tallies. The JVM never carries a
+    page: reading the HTML into the JVM and handing it to Python as Arrow, then the judged rows
+    back, cost it ~10 CPU-s per 2,000 benchmark pages, a tenth of the step's work on 2 cores.
+    Each part keeps its records in input order; part numbers follow the items' order, so the
+    same input and config give the same files.
+    """
     folders = [name for name in JUDGES if (crawl_dir / name).is_dir()]
     if not folders:
         raise FileNotFoundError(
             f"extract: {crawl_dir} has none of {', '.join(JUDGES)}/; run the crawl step first"
         )
-    with session_conf(spark, step_conf(config)):
-        return _extract(spark, crawl_dir, folders, config, out_dir)
-
-
-def _extract(
-    spark: SparkSession, crawl_dir: Path, folders: list[str], config: ExtractConfig, out_dir: Path
-) -> dict[str, Any]:
-    judged: list[DataFrame] = []
-    counts = {f"input_{name}": 0 for name in JUDGES}
-    for name in folders:
-        records = spark.read.parquet(str(crawl_dir / name))
-        task_sizes = scan_task_sizes(records)
-        counts[f"input_{name}"] = sum(task_sizes)
-        if not splits_evenly(task_sizes, spark.sparkContext.defaultParallelism):
-            # Spread records out (a crawl level of one host arrives as one partition) by a hash
-            # of their id (pages: URL; all of a dump's records share its URL): unlike
-            # round-robin, this needs no sort of the whole HTML first.
-            key = "id" if "id" in records.columns else "url"
-            records = records.repartition(max(1, config.partitions), F.col(key))
-        # Arrow batches both ways: no per-row pickling and schema checks between JVM and Python.
-        judge = partial(judged_batches, judge=JUDGES[name], config=config)
-        judged.append(records.mapInArrow(judge, JUDGED_SCHEMA))
-    everything = judged[0]
-    for frame in judged[1:]:
-        everything = everything.unionByName(frame)
-    # Disk-backed so the two writes and the tally run trafilatura once per page.
-    everything = everything.persist(StorageLevel.MEMORY_AND_DISK)
-    try:
-        kept = everything.where(F.col("drop_reason").isNull()).drop("drop_reason")
-        kept.orderBy("id").write.parquet(str(out_dir / "docs"))
-        dropped = everything.where(F.col("drop_reason").isNotNull())
-        dropped.orderBy("id").write.parquet(str(out_dir / "dropped"))
-        outcomes = everything.groupBy("drop_reason", "lang").count().collect()
-    finally:
-        everything.unpersist()
-    langs, reasons = Counter(), Counter()
-    for row in outcomes:
-        if row["drop_reason"] is None:
-            langs[row["lang"]] += row["count"]
-        else:
-            reasons[row["drop_reason"]] += row["count"]
+    context = spark.sparkContext
+    items, counts = plan_work(
+        crawl_dir, folders, max(config.partitions, 2 * context.defaultParallelism)
+    )
+    for name in ("docs", "dropped"):
+        (out_dir / name).mkdir(parents=True, exist_ok=True)
+    tallies: list[dict[str, int]] = []
+    if items:
+        context.setJobDescription(
+            f"extract: judge {sum(counts.values())} records in {len(items)} work items"
+        )
+        try:
+            judge = partial(_judge_indexed, config=config, out_dir=str(out_dir))
+            tallies = context.parallelize(list(enumerate(items)), len(items)).map(judge).collect()
+        finally:
+            context.setJobDescription(None)  # type: ignore[arg-type]
+    for name, schema in (("docs", KEPT_ARROW), ("dropped", JUDGED_ARROW)):
+        folder = out_dir / name
+        for leftover in folder.glob(".part-*.tmp"):  # from a failed task attempt
+            leftover.unlink()
+        if not parquet_files(folder):  # an empty dataset is still a readable folder
+            pq.write_table(schema.empty_table(), folder / "part-00000.parquet")
+    total: Counter = Counter()
+    for tally in tallies:
+        total.update(tally)
+    langs = {key[5:]: n for key, n in total.items() if key.startswith("lang:")}
+    reasons = {key[5:]: n for key, n in total.items() if key.startswith("drop:")}
     n_kept = sum(langs.values())
     stats: dict[str, Any] = {**counts, "kept": n_kept, "langs": dict(sorted(langs.items()))}
     stats.update({f"dropped_{reason}": n for reason, n in sorted(reasons.items())})

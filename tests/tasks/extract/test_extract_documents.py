@@ -175,64 +175,96 @@ def test_language_rules_drop_with_a_reason() -> None:
     assert judge_text(english, strict)[::2] == ("en", "lang_score_low")
 
 
-def test_splits_evenly_wants_enough_tasks_and_none_too_large() -> None:
-    """At least one task per core, none over total / (2 x cores): cores then end together."""
-    from tasks.extract.extract import splits_evenly
-
-    assert splits_evenly([10, 10, 10, 10], cores=2)
-    assert splits_evenly([10, 9, 9, 8, 4], cores=2)  # a short last task is fine
-    assert not splits_evenly([10, 10, 10, 10], cores=4)  # one wave: a slow task idles the rest
-    assert splits_evenly([40], cores=1)  # one core: nothing to share out
-    assert not splits_evenly([40, 4], cores=2)
-    assert not splits_evenly([], cores=2)
-
-
-def test_a_split_size_that_is_not_positive_is_refused() -> None:
-    from tasks.extract.extract import step_conf
-
-    with pytest.raises(ValueError, match="extract.split_mb must be > 0"):
-        step_conf(ExtractConfig(split_mb=0))
-
-
-def test_an_evenly_split_input_is_extracted_where_it_lies(
-    spark, tmp_path: Path, monkeypatch
-) -> None:
-    """Four files of ten pages, read in splits of one file each: four equal scan tasks, so
-    the pages are judged without a shuffle, with the same result as the shuffled path. One
-    file is one task and is spread out first. The folder name has a space."""
-    from tasks.common.spark import session_conf
-    from tasks.extract.extract import scan_task_sizes, splits_evenly, step_conf
-
-    spreads: list[int] = []  # the hash repartitions the step asked for
-    frames = type(spark.range(1))  # Spark's concrete DataFrame class
-    original = frames.repartition
-
-    def recording(frame, *args, **kwargs):
-        spreads.append(args[0])
-        return original(frame, *args, **kwargs)
-
-    monkeypatch.setattr(frames, "repartition", recording)
-
-    pages = [  # random bytes: each file is ~50 kB
+def forty_pages() -> list[tuple]:
+    return [  # random bytes: ~50 kB of HTML each
         page(f"p{i}.html", 200, None, "text/html", os.urandom(2000).hex() + PROSE)
         for i in range(40)
     ]
+
+
+def test_work_items_are_row_groups_sliced_when_large(spark, tmp_path: Path) -> None:
+    """Counts come from the footers; a row group is an item, cut when it holds more than
+    1/pieces of the records; largest first; hidden files are not input."""
+    from tasks.extract.extract import plan_work
+
+    frame = spark.createDataFrame(forty_pages(), PAGE_SCHEMA)
+    frame.repartition(4).write.parquet(str(tmp_path / "even" / "pages"))
+    frame.coalesce(1).write.parquet(str(tmp_path / "one" / "pages"))
+    (tmp_path / "one" / "pages" / "_hidden.parquet").write_bytes(b"not parquet")
+
+    items, counts = plan_work(tmp_path / "even", ["pages"], pieces=2)
+    assert counts["input_pages"] == 40 and sorted(i.stop - i.start for i in items) == [10] * 4
+    assert len({item.path for item in items}) == 4
+    items, counts = plan_work(tmp_path / "one", ["pages"], pieces=6)  # slices of <= 7
+    assert counts == {"input_pages": 40, "input_warc": 0, "input_books": 0, "input_dumps": 0}
+    assert [(i.start, i.stop) for i in items] == [(s, min(s + 7, 40)) for s in range(0, 40, 7)]
+    assert {(item.folder, item.row_group) for item in items} == {("pages", 0)}
+
+
+def test_the_same_records_whatever_the_work_items(spark, tmp_path: Path) -> None:
+    """Four files, one file in slices, one file whole: the same documents (folder name with a
+    space); each task's part file holds its records in input order."""
+    frame = spark.createDataFrame(forty_pages(), PAGE_SCHEMA)
     root = tmp_path / "with space"
-    frame = spark.createDataFrame(pages, PAGE_SCHEMA)
     frame.repartition(4).write.parquet(str(root / "even" / "pages"))
     frame.coalesce(1).write.parquet(str(root / "one" / "pages"))
-    config = ExtractConfig(split_mb=0.06)
-    with session_conf(spark, step_conf(config)):
-        even = scan_task_sizes(spark.read.parquet(str(root / "even" / "pages")))
-        one = scan_task_sizes(spark.read.parquet(str(root / "one" / "pages")))
-    assert sorted(even) == [10, 10, 10, 10] and splits_evenly(even, cores=2)
-    assert one == [40] and not splits_evenly(one, cores=2)
     results = {}
-    for name in ("even", "one"):
-        spreads.clear()
-        stats = extract_documents(spark, root / name, config, tmp_path / f"out-{name}")
-        docs = spark.read.parquet(str(tmp_path / f"out-{name}" / "docs")).collect()
-        results[name] = stats, sorted((row["id"], row["text"]) for row in docs)
-        assert spreads == ([] if name == "even" else [config.partitions])  # shuffled or not
-    assert results["even"] == results["one"]
-    assert results["even"][0]["kept"] == 40
+    for name, config in (
+        ("even", ExtractConfig()),
+        ("one", ExtractConfig()),  # 40 records, 8 pieces: slices of 5
+        ("one", ExtractConfig(partitions=1)),
+    ):
+        out = tmp_path / f"out-{name}-{config.partitions}"
+        stats = extract_documents(spark, root / name, config, out)
+        parts = sorted((out / "docs").glob("part-*.parquet"))
+        docs = spark.read.parquet(str(out / "docs")).collect()
+        results[name, config.partitions] = stats, sorted((row["id"], row["text"]) for row in docs)
+        if name == "one":  # cut in max(partitions, 2 x cores) slices
+            pieces = max(config.partitions, 2 * spark.sparkContext.defaultParallelism)
+            assert len(parts) == pieces
+    assert results["even", 8] == results["one", 8] == results["one", 1]
+    assert results["even", 8][0]["kept"] == 40
+    first = spark.read.parquet(str(tmp_path / "out-one-8" / "docs" / "part-00000.parquet"))
+    assert [row["url"] for row in first.collect()] == [BASE + f"p{i}.html" for i in range(5)]
+
+
+def test_an_unreadable_input_file_is_named(spark, tmp_path: Path) -> None:
+    (tmp_path / "crawl" / "pages").mkdir(parents=True)
+    (tmp_path / "crawl" / "pages" / "part-0.parquet").write_bytes(b"truncated")
+    with pytest.raises(ValueError, match=r"part-0.parquet is not a readable Parquet file.*crawl"):
+        extract_documents(spark, tmp_path / "crawl", ExtractConfig(), tmp_path / "out")
+
+
+def test_an_empty_crawl_gives_readable_empty_outputs(spark, tmp_path: Path) -> None:
+    spark.createDataFrame([], PAGE_SCHEMA).write.parquet(str(tmp_path / "crawl" / "pages"))
+    stats = extract_documents(spark, tmp_path / "crawl", ExtractConfig(), tmp_path / "out")
+    assert stats["input_pages"] == 0 and stats["kept"] == 0
+    assert spark.read.parquet(str(tmp_path / "out" / "docs")).count() == 0
+    dropped = spark.read.parquet(str(tmp_path / "out" / "dropped"))
+    assert dropped.count() == 0 and dropped.columns[-1] == "drop_reason"
+
+
+def test_a_failing_task_leaves_no_part_file(spark, tmp_path: Path, monkeypatch) -> None:
+    """A task that fails half-way (here the judge, after its first batch) removes what it had
+    written; the part file appears only complete."""
+    import tasks.extract.extract as extract
+
+    spark.createDataFrame(forty_pages(), PAGE_SCHEMA).coalesce(1).write.parquet(
+        str(tmp_path / "crawl" / "pages")
+    )
+    [item], _ = extract.plan_work(tmp_path / "crawl", ["pages"], pieces=1)
+    for name in ("docs", "dropped"):
+        (tmp_path / "out" / name).mkdir(parents=True)
+
+    def breaks_after_one_batch(records, config):
+        yield from extract.judge_pages(records, config)
+        raise OSError("disk full")
+
+    monkeypatch.setattr(extract, "BATCH_ROWS", 10)
+    monkeypatch.setitem(extract.JUDGES, "pages", breaks_after_one_batch)
+    with pytest.raises(OSError, match="disk full"):
+        extract.judge_item(item, 0, ExtractConfig(), str(tmp_path / "out"))
+    assert list((tmp_path / "out" / "docs").iterdir()) == []
+    monkeypatch.setitem(extract.JUDGES, "pages", extract.judge_pages)
+    assert extract.judge_item(item, 0, ExtractConfig(), str(tmp_path / "out")) == {"lang:en": 40}
+    assert [p.name for p in (tmp_path / "out" / "docs").iterdir()] == ["part-00000.parquet"]
