@@ -2,7 +2,7 @@
 pipeline run, and headless Chromium that must see the flow run, its artifacts and the
 registered model. Screenshots and the rendered pages go to `<work>/` (default runs/ui-check).
 
-    .venv/bin/python infra/ui_check.py [--work runs/ui-check] [--config configs/demo.toml]
+    .venv/bin/python infra/ui_check.py [--work runs/ui-check] [--config configs/tiny.toml]
 """
 
 from __future__ import annotations
@@ -22,22 +22,6 @@ sys.path.insert(0, str(REPO))
 from model.launch import free_port  # noqa: E402
 
 BIN = Path(sys.executable).parent
-# A small run (about 2 minutes on 2 idle cores): what the UIs show does not depend on its size.
-SMALL = [
-    "crawl.site_modules=30",
-    "crawl.max_pages=40",
-    "crawl.max_depth=1",
-    "tokenize.vocab_size=512",
-    "tokenize.val_fraction=0.3",
-    "model.n_layer=2",
-    "model.n_head=2",
-    "model.n_embd=64",
-    "model.block_size=64",
-    "train.steps=30",
-    "train.eval_every=15",
-    "evaluate.max_batches=4",
-    "evaluate.max_new_tokens=12",
-]
 
 
 @contextlib.contextmanager
@@ -92,7 +76,8 @@ def browse(url: str, name: str, out: Path, expected: list[str]) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--work", default="runs/ui-check", help="work directory of the run")
-    parser.add_argument("--config", default="configs/demo.toml", help="TOML preset of the run")
+    # the smallest whole run (a few minutes): what the UIs show does not depend on its size
+    parser.add_argument("--config", default="configs/tiny.toml", help="TOML preset of the run")
     args = parser.parse_args(argv)
     work = (REPO / args.work).resolve()
     work.mkdir(parents=True, exist_ok=True)
@@ -105,7 +90,7 @@ def main(argv: list[str] | None = None) -> int:
         [*prefect, "--port", str(prefect_port)], f"{api}/health", work / "prefect.log", env
     ):
         model_name = "lmforge-ui-check"
-        overrides = [*SMALL, f"run.work_dir={work}", f"tracking.model_name={model_name}"]
+        overrides = [f"run.work_dir={work}", f"tracking.model_name={model_name}"]
         overrides.append(f"tracking.ui_url=http://127.0.0.1:{mlflow_port}")
         sets = [arg for override in overrides for arg in ("--set", override)]
         subprocess.run(

@@ -20,36 +20,20 @@ from model.token_format import read_documents
 
 pytestmark = pytest.mark.e2e
 
-TINY = [
-    # depth 1: the front page and the module pages it links (deeper links are mostly 404s)
-    "crawl.site_modules=30",
-    "crawl.max_pages=40",
-    "crawl.max_depth=1",
-    "tokenize.vocab_size=512",
-    "tokenize.val_fraction=0.3",
-    "model.n_layer=2",
-    "model.n_head=2",
-    "model.n_embd=64",
-    "model.block_size=64",
-    "train.steps=30",
-    "train.micro_batch=8",
-    "train.log_every=5",
-    "train.eval_every=15",
-    "train.eval_batches=2",
-    "train.warmup_steps=5",
-    "evaluate.max_batches=4",
-    "evaluate.max_new_tokens=12",
-    "tracking.model_name=tiny-e2e",
-    # pydoc pages, not prose: the demo's curate filters (configs/demo.toml says why)
-    'curate.filters=["length", "links", "gopher_quality", "fineweb", "toxicity", "pii"]',
-]
+# The smallest whole pipeline (configs/tiny.toml, also infra/ui_check.py's run)
+TINY_CONFIG = str(Path(__file__).resolve().parents[2] / "configs" / "tiny.toml")
+TINY = ["tracking.model_name=tiny-e2e"]
 
 
 @pytest.fixture(scope="module")
 def tiny_state(prefect_api, spark, tmp_path_factory):
     work_dir = tmp_path_factory.mktemp("e2e")
     overrides = [*TINY, f"run.work_dir={work_dir}"]
-    return work_dir, overrides, pipeline(config_path=None, overrides=overrides, return_state=True)
+    return (
+        work_dir,
+        overrides,
+        pipeline(config_path=TINY_CONFIG, overrides=overrides, return_state=True),
+    )
 
 
 @pytest.fixture(scope="module")
@@ -181,7 +165,7 @@ def test_the_ui_shows_states_and_artifacts(tiny_state, tiny_run):
 
 def test_rerun_skips_every_finished_step(tiny_run):
     _, overrides, first = tiny_run
-    state = pipeline(config_path=None, overrides=overrides, return_state=True)
+    state = pipeline(config_path=TINY_CONFIG, overrides=overrides, return_state=True)
     second = state.result()
     assert all(step["skipped"] for step in second["steps"].values())
     assert second["model_version"] == first["model_version"]
@@ -193,7 +177,7 @@ def test_rerun_skips_every_finished_step(tiny_run):
 
 def test_continue_pretraining_trains_nothing_without_new_documents(tiny_run):
     _, overrides, first = tiny_run
-    result = continue_pretraining(config_path=None, overrides=overrides)
+    result = continue_pretraining(config_path=TINY_CONFIG, overrides=overrides)
     assert result == {
         "trained": False,
         "champion_version": first["model_version"],  # the first version became champion
@@ -223,7 +207,7 @@ def test_a_failed_middle_step_then_a_rerun_resumes_there(tiny_run, tmp_path):
         shutil.move(work_dir / step, tmp_path / step)
     (work_dir / "tokenize").write_text("a file where the step's folder goes: tokenize fails")
 
-    failed = pipeline(config_path=None, overrides=overrides, return_state=True)
+    failed = pipeline(config_path=TINY_CONFIG, overrides=overrides, return_state=True)
     assert failed.is_failed()
     assert task_states(failed.state_details.flow_run_id) == {
         "crawl": ("COMPLETED", "Skipped"),
@@ -233,7 +217,7 @@ def test_a_failed_middle_step_then_a_rerun_resumes_there(tiny_run, tmp_path):
     }
 
     (work_dir / "tokenize").unlink()
-    resumed = pipeline(config_path=None, overrides=overrides)
+    resumed = pipeline(config_path=TINY_CONFIG, overrides=overrides)
     ran = {name: not step["skipped"] for name, step in resumed["steps"].items()}
     assert ran == dict.fromkeys(["crawl", "extract", "curate"], False) | dict.fromkeys(
         [*later, "register"], True

@@ -92,6 +92,11 @@ def test_sample_ids_passes_top_p_through() -> None:
     for seed in range(3):
         assert sample_ids(model, [1, 2, 3], 8, 1.0, None, seed, top_p=1e-6) == greedy
     assert any(sample_ids(model, [1, 2, 3], 8, 1.0, None, seed) != greedy for seed in range(3))
+    for top_p in (-0.5, 1.5):
+        with pytest.raises(ValueError, match=r"top_p must be in \(0, 1\]"):
+            sample_ids(model, [1, 2, 3], 8, 1.0, None, 0, top_p=top_p)
+    with pytest.raises(ValueError, match="top_k must be >= 0"):
+        sample_ids(model, [1, 2, 3], 8, 1.0, -1, 0)
 
 
 @pytest.mark.parametrize(
