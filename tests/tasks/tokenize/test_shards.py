@@ -151,3 +151,15 @@ def test_partition_keys_land_each_layout_partition_in_its_own_spark_partition(sp
         rows = spark.createDataFrame([(p, keys[p]) for p in range(n)], "part int, key int")
         placed = rows.repartition(n, "key").select("part", F.spark_partition_id().alias("at"))
         assert sorted((r.part, r.at) for r in placed.collect()) == [(p, p) for p in range(n)]
+
+
+def test_a_worker_builds_its_tokenizer_once(corpus: dict) -> None:
+    """Tasks in one Python worker share one tokenizer (a fresh one per task slowed later tasks);
+    it encodes special-token text as text."""
+    from tasks.tokenize.shard_writer import worker_tokenizer
+
+    tokenizer_json = Path(corpus["tokenizer"]).read_text(encoding="utf-8")
+    first = worker_tokenizer(tokenizer_json)
+    assert worker_tokenizer(str(tokenizer_json)) is first and first.encode_special_tokens
+    eot = first.token_to_id("<|endoftext|>")
+    assert eot not in first.encode("a <|endoftext|> b").ids
