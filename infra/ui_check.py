@@ -79,6 +79,7 @@ def main(argv: list[str] | None = None) -> int:
     # the smallest whole run (a few minutes): what the UIs show does not depend on its size
     parser.add_argument("--config", default="configs/tiny.toml", help="TOML preset of the run")
     args = parser.parse_args(argv)
+    config = (REPO / args.config).resolve()  # relative paths: from the repository's root
     work = (REPO / args.work).resolve()
     work.mkdir(parents=True, exist_ok=True)
     prefect_port, mlflow_port = free_port(), free_port()
@@ -94,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
         overrides.append(f"tracking.ui_url=http://127.0.0.1:{mlflow_port}")
         sets = [arg for override in overrides for arg in ("--set", override)]
         subprocess.run(
-            [str(BIN / "lmforge"), "run", "--config", args.config, *sets], env=env, check=True
+            [str(BIN / "lmforge"), "run", "--config", str(config), *sets], env=env, check=True
         )
         run_id, run_name = latest_pipeline_run(env)
         mlflow = [str(BIN / "mlflow"), "ui", "--backend-store-uri", f"sqlite:///{work}/mlflow.db"]

@@ -23,9 +23,9 @@ def sample_ids(
     if not ids:
         raise ValueError("the prompt is empty: give at least one character of text")
     if top_p is not None and not 0.0 < top_p <= 1.0:
-        raise ValueError(f"top_p must be in (0, 1] (0 or none: off), got {top_p}")
+        raise ValueError(f"top_p must be in (0, 1] (None: off), got {top_p}")
     if top_k is not None and top_k < 0:
-        raise ValueError(f"top_k must be >= 0 (0 or none: off), got {top_k}")
+        raise ValueError(f"top_k must be >= 0 (0 or None: off), got {top_k}")
     if len(ids) >= model.cfg.block_size:
         raise ValueError(
             f"the prompt is {len(ids)} tokens long; this model's context window is "

@@ -115,9 +115,10 @@ class ExtractConfig:
     favor_recall: bool = True
     include_tables: bool = True
     min_chars: int = 50
-    # Work items: each Parquet row group of the input is one Spark task (the crawl writes 8 MB
-    # row groups: ~125 benchmark pages), cut in slices when it holds more than 1/n of all records,
-    # n = max(`partitions`, 2 x the cores): a small input is still shared out over the cores.
+    # Work items: each Parquet row group of the input is one Spark task (the crawl writes its
+    # pages and WARC records in 8 MB row groups: ~125 benchmark pages), cut in slices when it holds
+    # more than 1/n of all records, n = max(`partitions`, 2 x the cores): a small input is still
+    # shared out over the cores.
     partitions: int = 8
     time_limit_s: float = 10.0  # per page; slower pages are dropped as 'extraction_timeout'
     # Language id (py3langid): keep only these ISO 639-1 codes (empty = any) scored at least

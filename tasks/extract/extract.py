@@ -164,7 +164,8 @@ def judged_batches(
 
 
 # Records per Arrow batch a judge is handed: ~40 MB of HTML pages (~200 kB each in the
-# benchmark), so a worker's memory stays bounded whatever the row groups hold.
+# benchmark). Reading a row group also holds its column chunks: ~8 MB for crawled pages and
+# WARC records (ROW_GROUP_BYTES), up to Spark's default 128 MB for books and dumps.
 BATCH_ROWS = 200
 
 # Crawl output folders and how their records are judged.
@@ -244,13 +245,16 @@ def read_item(item: WorkItem) -> Iterator[pa.RecordBatch]:
 
 
 class PartFile:
-    """One output part file of a task, written under a hidden name (which readers skip) and
-    renamed into place when it is complete; created only if a row comes."""
+    """One output part file of a task attempt: written under a hidden name (which readers
+    skip) and renamed into place when the task has written everything; none when no row
+    comes. An earlier attempt's file is removed first: a retry can judge differently (time
+    limits), and its records must not be counted twice."""
 
     def __init__(self, folder: Path, name: str, schema: pa.Schema, attempt: int) -> None:
         self.path, self.schema = folder / name, schema
         self.tmp = folder / f".{name}.attempt-{attempt}.tmp"
         self.writer: pq.ParquetWriter | None = None
+        self.path.unlink(missing_ok=True)
 
     def write(self, table: pa.Table) -> None:
         if table.num_rows:
@@ -259,14 +263,21 @@ class PartFile:
             self.writer.write_table(table)
 
     def close(self) -> None:
+        """Publish the file (rename into place)."""
         if self.writer is not None:
             self.writer.close()
+            self.writer = None
             os.replace(self.tmp, self.path)
 
     def abort(self) -> None:
-        if self.writer is not None:
-            self.writer.close()
+        """Remove what this attempt wrote, published or not."""
+        try:
+            if self.writer is not None:
+                self.writer.close()
+        finally:
+            self.writer = None
             self.tmp.unlink(missing_ok=True)
+            self.path.unlink(missing_ok=True)
 
 
 def judge_item(item: WorkItem, index: int, config: ExtractConfig, out_dir: str) -> dict[str, int]:
@@ -287,12 +298,14 @@ def judge_item(item: WorkItem, index: int, config: ExtractConfig, out_dir: str) 
             dropped.write(judged.filter(pc.is_valid(reasons)))
             for lang, reason in zip(judged["lang"].to_pylist(), reasons.to_pylist(), strict=True):
                 tally[f"lang:{lang}" if reason is None else f"drop:{reason}"] += 1
+        kept.close()
+        dropped.close()
     except BaseException:
-        kept.abort()
-        dropped.abort()
+        try:
+            kept.abort()
+        finally:
+            dropped.abort()
         raise
-    kept.close()
-    dropped.close()
     return dict(tally)
 
 
@@ -312,7 +325,9 @@ def extract_documents(
     page: reading the HTML into the JVM and handing it to Python as Arrow, then the judged rows
     back, cost it ~10 CPU-s per 2,000 benchmark pages, a tenth of the step's work on 2 cores.
     Each part keeps its records in input order; part numbers follow the items' order, so the
-    same input and config give the same files.
+    same input, config and number of cores give the same files (pages cut off by the time limit
+    aside). A part holds one item's records: a large crawl gives about one pair of files per
+    8 MB of HTML.
     """
     folders = [name for name in JUDGES if (crawl_dir / name).is_dir()]
     if not folders:
@@ -324,7 +339,12 @@ def extract_documents(
         crawl_dir, folders, max(config.partitions, 2 * context.defaultParallelism)
     )
     for name in ("docs", "dropped"):
-        (out_dir / name).mkdir(parents=True, exist_ok=True)
+        if (out_dir / name).exists():
+            raise FileExistsError(
+                f"extract: {out_dir / name} already exists; give an output folder without "
+                "docs/ and dropped/ (the step writes into a fresh one)"
+            )
+        (out_dir / name).mkdir(parents=True)
     tallies: list[dict[str, int]] = []
     if items:
         context.setJobDescription(
@@ -349,6 +369,14 @@ def extract_documents(
     n_kept = sum(langs.values())
     stats: dict[str, Any] = {**counts, "kept": n_kept, "langs": dict(sorted(langs.items()))}
     stats.update({f"dropped_{reason}": n for reason, n in sorted(reasons.items())})
-    if n_kept + sum(reasons.values()) != sum(counts.values()):
-        raise RuntimeError(f"extract lost documents: {stats}")
+    written = {
+        name: sum(pq.read_metadata(path).num_rows for path in parquet_files(out_dir / name))
+        for name in ("docs", "dropped")
+    }
+    if (
+        n_kept + sum(reasons.values()) != sum(counts.values())
+        or written["docs"] != n_kept
+        or written["dropped"] != sum(reasons.values())
+    ):
+        raise RuntimeError(f"extract lost or repeated documents: {stats}; files hold {written}")
     return stats

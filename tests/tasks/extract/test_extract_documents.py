@@ -202,8 +202,8 @@ def test_work_items_are_row_groups_sliced_when_large(spark, tmp_path: Path) -> N
 
 
 def test_the_same_records_whatever_the_work_items(spark, tmp_path: Path) -> None:
-    """Four files, one file in slices, one file whole: the same documents (folder name with a
-    space); each task's part file holds its records in input order."""
+    """Four files, one file in 8 slices, in 2 x cores slices: the same documents (folder name
+    with a space); each task's part file holds its records in input order."""
     frame = spark.createDataFrame(forty_pages(), PAGE_SCHEMA)
     root = tmp_path / "with space"
     frame.repartition(4).write.parquet(str(root / "even" / "pages"))
@@ -244,27 +244,73 @@ def test_an_empty_crawl_gives_readable_empty_outputs(spark, tmp_path: Path) -> N
     assert dropped.count() == 0 and dropped.columns[-1] == "drop_reason"
 
 
+def test_work_items_read_every_record_once_in_order(spark, tmp_path: Path, monkeypatch) -> None:
+    """Row groups of 7 read in batches of 3, some groups whole and some cut: every record once."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    import tasks.extract.extract as extract
+
+    rows = [dict(zip(PAGE_SCHEMA.names, record, strict=True)) for record in forty_pages()]
+    (tmp_path / "crawl" / "pages").mkdir(parents=True)
+    table = pa.Table.from_pylist(rows)
+    pq.write_table(table, tmp_path / "crawl" / "pages" / "part-0.parquet", row_group_size=7)
+    monkeypatch.setattr(extract, "BATCH_ROWS", 3)
+    items, counts = extract.plan_work(tmp_path / "crawl", ["pages"], pieces=8)  # slices of <= 5
+    assert counts["input_pages"] == 40 and {item.row_group for item in items} == set(range(6))
+    assert sorted((i.row_group, i.start, i.stop) for i in items)[:3] == [
+        (0, 0, 5),
+        (0, 5, 7),
+        (1, 0, 5),
+    ]
+    assert (5, 0, 5) in {(i.row_group, i.start, i.stop) for i in items}  # the last group is whole
+    read = []
+    for item in sorted(items, key=lambda item: (item.row_group, item.start)):
+        for batch in extract.read_item(item):
+            assert batch.num_rows <= 3
+            read += batch.column("url").to_pylist()
+    assert read == [row["url"] for row in rows]
+
+
 def test_a_failing_task_leaves_no_part_file(spark, tmp_path: Path, monkeypatch) -> None:
-    """A task that fails half-way (here the judge, after its first batch) removes what it had
-    written; the part file appears only complete."""
+    """A task that fails half-way (the judge, after a first batch was written) removes what it
+    had written; a part appears only complete. A retry removes the earlier attempt's part when
+    it has nothing to put there."""
     import tasks.extract.extract as extract
 
     spark.createDataFrame(forty_pages(), PAGE_SCHEMA).coalesce(1).write.parquet(
         str(tmp_path / "crawl" / "pages")
     )
     [item], _ = extract.plan_work(tmp_path / "crawl", ["pages"], pieces=1)
+    out = tmp_path / "out"
     for name in ("docs", "dropped"):
-        (tmp_path / "out" / name).mkdir(parents=True)
+        (out / name).mkdir(parents=True)
+    calls = []
 
-    def breaks_after_one_batch(records, config):
+    def breaks_on_the_second_batch(records, config):
+        calls.append(len(records))
+        if len(calls) == 2:
+            raise OSError("disk full")
         yield from extract.judge_pages(records, config)
-        raise OSError("disk full")
 
     monkeypatch.setattr(extract, "BATCH_ROWS", 10)
-    monkeypatch.setitem(extract.JUDGES, "pages", breaks_after_one_batch)
+    monkeypatch.setitem(extract.JUDGES, "pages", breaks_on_the_second_batch)
     with pytest.raises(OSError, match="disk full"):
-        extract.judge_item(item, 0, ExtractConfig(), str(tmp_path / "out"))
-    assert list((tmp_path / "out" / "docs").iterdir()) == []
+        extract.judge_item(item, 0, ExtractConfig(), str(out))
+    assert calls == [10, 10]  # the first batch was written before the failure
+    assert list((out / "docs").iterdir()) == [] and list((out / "dropped").iterdir()) == []
     monkeypatch.setitem(extract.JUDGES, "pages", extract.judge_pages)
-    assert extract.judge_item(item, 0, ExtractConfig(), str(tmp_path / "out")) == {"lang:en": 40}
-    assert [p.name for p in (tmp_path / "out" / "docs").iterdir()] == ["part-00000.parquet"]
+    assert extract.judge_item(item, 0, ExtractConfig(), str(out)) == {"lang:en": 40}
+    assert [p.name for p in (out / "docs").iterdir()] == ["part-00000.parquet"]
+    # a retry (attempt 1 here) that keeps nothing: attempt 0's kept part must not survive
+    assert extract.judge_item(item, 0, ExtractConfig(min_chars=10**6), str(out)) == {
+        "drop:too_short": 40
+    }
+    assert list((out / "docs").iterdir()) == []
+    assert [p.name for p in (out / "dropped").iterdir()] == ["part-00000.parquet"]
+
+
+def test_an_output_folder_in_use_is_refused(spark, crawl_dir, tmp_path: Path) -> None:
+    (tmp_path / "out" / "docs").mkdir(parents=True)
+    with pytest.raises(FileExistsError, match=r"out/docs already exists"):
+        extract_documents(spark, crawl_dir, ExtractConfig(), tmp_path / "out")
