@@ -26,7 +26,6 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from pyspark import TaskContext
 from pyspark.sql import SparkSession
-from pyspark.sql.types import StringType, StructField, StructType
 
 from tasks.config import ExtractConfig
 from tasks.crawl.fetch import HTML_TYPES
@@ -35,17 +34,16 @@ from tasks.extract.main_text import identify_language, main_text
 from tasks.extract.time_limit import TimeLimitExceeded, call_with_time_limit
 
 TEXT_PAGE_TYPES = HTML_TYPES | {"text/plain"}
-# A document record plus why it was dropped (null when kept), in Spark and Arrow terms.
-JUDGED_SCHEMA = StructType(
-    DOCUMENT_SCHEMA.fields + [StructField("drop_reason", StringType(), True)]
-)
-JUDGED_NAMES = JUDGED_SCHEMA.names
 Record = Mapping[str, Any]  # one input record: a dict from Arrow (tests may pass a Row)
+# A document record (`DOCUMENT_SCHEMA`'s columns) plus why it was dropped (null when kept),
+# as the tasks write it.
+JUDGED_NAMES = [*DOCUMENT_SCHEMA.names, "drop_reason"]
 JUDGED_ARROW = pa.schema(
     [(name, pa.string()) for name in JUDGED_NAMES[:5]]
     + [("lang", pa.string()), ("lang_score", pa.float64()), ("fetched_at", pa.string())]
     + [("meta", pa.map_(pa.string(), pa.string())), ("drop_reason", pa.string())]
 )
+assert JUDGED_ARROW.names == JUDGED_NAMES, "JUDGED_ARROW must follow DOCUMENT_SCHEMA's columns"
 
 
 def page_meta(page: Record) -> dict[str, str]:
@@ -109,7 +107,7 @@ def page_text(page: Record, config: ExtractConfig, meta: dict[str, str]) -> tupl
 
 
 def judge_pages(pages: Iterable[Record], config: ExtractConfig) -> Iterator[tuple]:
-    """Crawled pages to rows in `JUDGED_SCHEMA` order, one per page."""
+    """Crawled pages to rows in `JUDGED_NAMES` order, one per page."""
     for page in pages:
         url, meta = page["url"], page_meta(page)
         title, text, reason = page_text(page, config, meta)
@@ -121,7 +119,7 @@ def judge_pages(pages: Iterable[Record], config: ExtractConfig) -> Iterator[tupl
 
 
 def judge_warc(records: Iterable[Record], config: ExtractConfig) -> Iterator[tuple]:
-    """WARC/WET records (`WARC_SCHEMA`) to rows in `JUDGED_SCHEMA` order: a WARC response's
+    """WARC/WET records (`WARC_SCHEMA`) to rows in `JUDGED_NAMES` order: a WARC response's
     HTML is extracted like a crawled page, a WET record's text is taken as it is."""
     for record in records:
         meta = dict(record["meta"] or {})
@@ -137,7 +135,7 @@ def judge_warc(records: Iterable[Record], config: ExtractConfig) -> Iterator[tup
 
 
 def judge_documents(documents: Iterable[Record], config: ExtractConfig) -> Iterator[tuple]:
-    """Document records (books, dumps) to rows in `JUDGED_SCHEMA` order, with language and
+    """Document records (books, dumps) to rows in `JUDGED_NAMES` order, with language and
     length checked."""
     for document in documents:
         record = dict(document)
@@ -146,14 +144,14 @@ def judge_documents(documents: Iterable[Record], config: ExtractConfig) -> Itera
         else:
             lang, score, reason = judge_text(record["text"] or "", config)
         record.update(lang=lang, lang_score=score, drop_reason=reason)
-        yield tuple(record[field.name] for field in JUDGED_SCHEMA.fields)
+        yield tuple(record[name] for name in JUDGED_NAMES)
 
 
 def judged_batches(
     batches: Iterable[pa.RecordBatch], judge: Callable, config: ExtractConfig
 ) -> Iterator[pa.RecordBatch]:
     """`judge` applied to Arrow batches of input records: records arrive as dicts (map columns
-    as dicts) and leave as `JUDGED_SCHEMA` batches."""
+    as dicts) and leave as `JUDGED_ARROW` batches."""
     for batch in batches:
         records = batch.to_pylist()
         for record in records:
