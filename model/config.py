@@ -48,6 +48,16 @@ class TrainConfig:
     checkpoint_every: int = 0  # save a resumable checkpoint every N steps (0: at the end only)
     keep_checkpoints: int = 2  # the newest K complete checkpoints are kept
     checkpoint_artifacts: str = "last"  # to MLflow: "last", "all" (each one saved) or "none"
+    # Guards for unattended runs (model/guard.py). A step with a non-finite loss or gradient
+    # norm is skipped and counted; max_bad_steps of them in a row, or a loss above the mean +
+    # spike_sigmas x std of the last spike_window good steps (0 = no spike check), roll back to
+    # the last complete checkpoint with the learning rate scaled by rollback_lr_factor; a
+    # rollback past max_rollbacks (or with no checkpoint yet) stops the run with a message.
+    max_bad_steps: int = 3
+    spike_window: int = 50
+    spike_sigmas: float = 6.0
+    max_rollbacks: int = 2
+    rollback_lr_factor: float = 0.5
     peak_flops: float = 0.0  # peak FLOP/s of one device, for MFU (python -m model.peak_flops)
     seed: int = 1337
     torch_threads: int = 0

@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from model.files import sha256_file
 from model.token_format import (
     FORMAT_VERSION,
     HEADER_BYTES,
@@ -34,14 +35,6 @@ from model.token_format import (
 )
 
 Batch = tuple[torch.Tensor, torch.Tensor]
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while block := handle.read(1 << 20):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _windows(tokens: list[np.ndarray], picks: list[tuple[int, int]], block_size: int) -> Batch:
@@ -116,7 +109,7 @@ class TokenDataset:
             )
         if verify:
             for file, key in ((path, "sha256"), (index_path(path), "index_sha256")):
-                if _sha256(file) != entry[key]:
+                if sha256_file(file) != entry[key]:
                     raise ShardFormatError(
                         f"{file}: sha256 differs from manifest.json, the file is damaged or was "
                         f"changed after tokenizing: {REBUILD_HINT}"

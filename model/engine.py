@@ -11,6 +11,8 @@ from __future__ import annotations
 import functools
 import math
 import os
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -47,10 +49,19 @@ def init_single_process(port: int) -> None:
     init_distributed()
 
 
-def check_train_config(train: TrainConfig) -> None:
-    """Raise ValueError naming the train.* setting DeepSpeed cannot honour."""
+def check_train_config(train: TrainConfig, accelerator: str = "") -> None:
+    """Raise ValueError naming the train.* setting DeepSpeed cannot honour; with `accelerator`
+    (DeepSpeed's device name, "cpu" or "cuda", as DS_ACCELERATOR sets it) also those it cannot
+    honour on that device."""
     if train.precision not in PRECISIONS:
         raise ValueError(f"train.precision must be one of {PRECISIONS}, got {train.precision!r}")
+    if train.precision == "fp16" and accelerator == "cpu":
+        # DeepSpeed's engine would stop every rank with "Type fp16 is not supported on your
+        # device." (its CPU accelerator has no fp16 unless the CPU does AVX512-FP16).
+        raise ValueError(
+            'train.precision="fp16" needs a GPU: DeepSpeed\'s CPU accelerator does not train '
+            'in fp16; use train.precision="bf16" or "fp32" on CPU'
+        )
     if train.zero_stage not in (0, 1, 2, 3):
         raise ValueError(f"train.zero_stage must be 0, 1, 2 or 3, got {train.zero_stage}")
     if train.schedule not in SCHEDULES:
@@ -71,6 +82,16 @@ def check_train_config(train: TrainConfig) -> None:
             "train.ema_decay needs train.zero_stage <= 2: ZeRO 3 splits the weights over the "
             "ranks, so no rank holds the weights to average; use stage 2 or set ema_decay = 0"
         )
+    if train.max_bad_steps < 1 or train.spike_window < 0 or train.max_rollbacks < 0:
+        raise ValueError(
+            "train.max_bad_steps must be >= 1, train.spike_window and train.max_rollbacks >= 0 "
+            f"(got {train.max_bad_steps}, {train.spike_window}, {train.max_rollbacks})"
+        )
+    if train.spike_sigmas <= 0 or not 0 < train.rollback_lr_factor <= 1:
+        raise ValueError(
+            "train.spike_sigmas must be > 0 and train.rollback_lr_factor in (0, 1] "
+            f"(got {train.spike_sigmas}, {train.rollback_lr_factor})"
+        )
     if train.checkpoint_artifacts not in ARTIFACT_CHOICES:
         raise ValueError(
             f"train.checkpoint_artifacts must be one of {ARTIFACT_CHOICES}, "
@@ -78,9 +99,10 @@ def check_train_config(train: TrainConfig) -> None:
         )
 
 
-def deepspeed_config(train: TrainConfig, world_size: int) -> dict[str, Any]:
-    """The DeepSpeed JSON config for `train` on `world_size` data-parallel ranks."""
-    check_train_config(train)
+def deepspeed_config(train: TrainConfig, world_size: int, accelerator: str = "") -> dict[str, Any]:
+    """The DeepSpeed JSON config for `train` on `world_size` data-parallel ranks (of the
+    `accelerator` device kind, when given: see check_train_config)."""
+    check_train_config(train, accelerator)
     zero: dict[str, Any] = {"stage": train.zero_stage}
     if train.offload_optimizer:
         zero["offload_optimizer"] = {"device": "cpu"}
@@ -137,9 +159,16 @@ def adamw(model: torch.nn.Module, train: TrainConfig) -> torch.optim.AdamW:
     return torch.optim.AdamW(groups, lr=train.lr, betas=(0.9, 0.95), eps=1e-8)
 
 
-def build_engine(model: torch.nn.Module, train: TrainConfig, world_size: int) -> Any:
-    """Wrap `model` in a DeepSpeed engine (optimizer, LR schedule, ZeRO stage, precision)."""
+def build_engine(
+    model: torch.nn.Module,
+    train: TrainConfig,
+    world_size: int,
+    lr_factor: Callable[[], float] = lambda: 1.0,
+) -> Any:
+    """Wrap `model` in a DeepSpeed engine (optimizer, LR schedule, ZeRO stage, precision); the
+    schedule's rate is multiplied by `lr_factor()` (the training guard lowers it on rollback)."""
     import deepspeed  # imported here so the model and its tests do not pay for it
+    from deepspeed.accelerator import get_accelerator
 
     if train.activation_checkpointing:
         checkpoint_activations(model)
@@ -147,14 +176,27 @@ def build_engine(model: torch.nn.Module, train: TrainConfig, world_size: int) ->
         model.compile()  # in place: parameter names stay those of the plain model
     optimizer = adamw(model, train)
     # LambdaLR multiplies each group's initial lr; DeepSpeed steps it once per optimizer step.
-    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_at(s, train) / train.lr)
+    # A plain function (not saved in checkpoints): the factor belongs to the guard's state.
+    schedule = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda s: lr_factor() * lr_at(s, train) / train.lr
+    )
     engine, _, _, _ = deepspeed.initialize(
         model=model,
         optimizer=optimizer,
         lr_scheduler=schedule,
-        config=deepspeed_config(train, world_size),
+        config=deepspeed_config(train, world_size, get_accelerator().device_name()),
     )
     return engine
+
+
+def set_lr_now(engine: Any) -> None:
+    """Set the optimizer's rates to what the schedule gives at its current step now (after a
+    rollback loaded an older step's rates, or the factor changed)."""
+    schedule = engine.lr_scheduler
+    for group, base, rule in zip(
+        schedule.optimizer.param_groups, schedule.base_lrs, schedule.lr_lambdas, strict=True
+    ):
+        group["lr"] = base * rule(schedule.last_epoch)
 
 
 def full_fp32_state_dict(engine: Any) -> dict[str, torch.Tensor]:
@@ -168,3 +210,57 @@ def full_fp32_state_dict(engine: Any) -> dict[str, torch.Tensor]:
         full = safe_get_full_fp32_param(param)
         state[name] = (param.detach() if full is None else full).float().cpu()
     return state
+
+
+# Threads of torch's gloo backend (its per-group worker threads and transport loops).
+GLOO_THREADS = ("pt_gloo", "gloo_")
+
+
+def release_engine(engine: Any) -> None:
+    """Remove the gradient hooks DeepSpeed registered on the parameters (`engine.destroy()`).
+
+    They tie the engine, its ZeRO optimizer and the parameters together through autograd's C++
+    nodes, a cycle Python's collector cannot see, so without this they (and the process groups
+    they hold) live until the interpreter itself is torn down."""
+    engine.destroy()
+
+
+def shut_down_distributed() -> list[str]:
+    """Destroy every process group while the interpreter is whole; return the names of the
+    gloo threads still running afterwards.
+
+    `dist.destroy_process_group()` only forgets the groups: a group's gloo worker threads run
+    until the last reference to it goes. DeepSpeed keeps references (the engine, its optimizer,
+    each parameter's `_dp_group`, `deepspeed.utils.groups`), so both groups of a run, with
+    their six threads, used to live into interpreter finalization, where a worker thread that
+    still held a tensor touched a Python object and was ended inside a destructor: 'terminate
+    called without an active exception', exit -6, now and then, after a run had finished.
+    With `release_engine` first, this frees DeepSpeed's group; torch still holds the default
+    group from C++ (no Python referrer is left), so `model.train` then ends the rank with
+    `os._exit` instead of finalizing the interpreter."""
+    import gc
+
+    import torch.distributed as dist
+    from deepspeed.utils import groups
+
+    for name, value in list(vars(groups).items()):
+        if isinstance(value, dist.ProcessGroup):
+            setattr(groups, name, None)
+    if dist.is_initialized():
+        dist.destroy_process_group()
+    gc.collect()
+    return gloo_threads()
+
+
+def gloo_threads() -> list[str]:
+    """The names of this process's gloo threads (Linux; [] where /proc is missing)."""
+    names = []
+    tasks = Path("/proc/self/task")
+    for task in tasks.iterdir() if tasks.is_dir() else []:
+        try:
+            name = (task / "comm").read_text().strip()
+        except OSError:  # the thread ended meanwhile
+            continue
+        if name.startswith(GLOO_THREADS):
+            names.append(name)
+    return sorted(names)

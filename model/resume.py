@@ -11,7 +11,6 @@ host, or a shared mount).
 
 from __future__ import annotations
 
-import hashlib
 import json
 import random
 import shutil
@@ -23,6 +22,8 @@ from typing import Any
 import numpy as np
 import torch
 import torch.distributed as dist
+
+from model.files import file_hashes
 
 MARKER = "COMPLETE.json"
 
@@ -54,14 +55,7 @@ def set_rng_state(state: dict[str, Any]) -> None:
 
 
 def _file_hashes(folder: Path) -> dict[str, str]:
-    hashes = {}
-    for path in sorted(p for p in folder.rglob("*") if p.is_file() and p.name != MARKER):
-        digest = hashlib.sha256()
-        with path.open("rb") as handle:
-            while block := handle.read(1 << 20):
-                digest.update(block)
-        hashes[str(path.relative_to(folder))] = digest.hexdigest()
-    return hashes
+    return file_hashes(folder, exclude=(MARKER,))
 
 
 def save_checkpoint(

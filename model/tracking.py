@@ -23,6 +23,9 @@ class Tracker:
     def log_artifacts(self, folder: Path, artifact_path: str) -> None:
         """Copy the files of `folder` into the run under `artifact_path`."""
 
+    def set_tags(self, tags: dict[str, str]) -> None:
+        """Tag the run (name -> value)."""
+
     def close(self) -> None:
         """Flush and release whatever the tracker holds."""
 
@@ -68,6 +71,12 @@ class MlflowTracker(Tracker):
     def log_artifacts(self, folder: Path, artifact_path: str) -> None:
         self.client.log_artifacts(self.run_id, str(folder), artifact_path)
 
+    def set_tags(self, tags: dict[str, str]) -> None:
+        from mlflow.entities import RunTag
+
+        batch = [RunTag(k, str(v)[:5000]) for k, v in tags.items()]
+        self.client.log_batch(self.run_id, tags=batch)
+
     def close(self) -> None:
         self.system.finish()
 
@@ -96,6 +105,10 @@ class FanoutTracker(Tracker):
     def log_artifacts(self, folder: Path, artifact_path: str) -> None:
         for tracker in self.trackers:
             tracker.log_artifacts(folder, artifact_path)
+
+    def set_tags(self, tags: dict[str, str]) -> None:
+        for tracker in self.trackers:
+            tracker.set_tags(tags)
 
     def close(self) -> None:
         for tracker in self.trackers:

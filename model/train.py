@@ -15,11 +15,13 @@ config.json, tokenizer.json) and train_summary.json.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import math
 import os
 import random
+import sys
 import time
 import warnings
 from collections.abc import Iterator
@@ -35,10 +37,21 @@ from model.checkpoint import export_model, load_weights, model_with_weights
 from model.config import TrainConfig
 from model.data import Batch
 from model.ema import WeightAverage
-from model.engine import build_engine, full_fp32_state_dict, init_distributed
+from model.engine import (
+    build_engine,
+    full_fp32_state_dict,
+    init_distributed,
+    release_engine,
+    set_lr_now,
+    shut_down_distributed,
+)
+from model.faults import from_env
+from model.files import file_hashes, write_atomically
 from model.flops import flops_per_token, mfu
 from model.gpt import GPT, ModelConfig
+from model.guard import HEALTH_TAG, STOPPED, Guard, TrainingStopped
 from model.inputs import open_data
+from model.launch import SUMMARY, write_completion
 from model.resume import latest_good_checkpoint, load_checkpoint, save_checkpoint
 from model.sft import IGNORE
 from model.tracking import Tracker, make_tracker
@@ -123,16 +136,28 @@ def average_validation_loss(engine: Any, average: WeightAverage, batches: Iterat
         return validation_loss(engine, batches)
 
 
-def optimizer_step(engine: Any, batches: Iterator[Batch], grad_accum: int) -> torch.Tensor:
-    """One optimizer step over `grad_accum` micro-batches; this rank's mean loss (no sync)."""
+def optimizer_step(
+    engine: Any, batches: Iterator[Batch], grad_accum: int, loss_factor: float = 1.0
+) -> torch.Tensor:
+    """One optimizer step over `grad_accum` micro-batches; this rank's mean loss (no sync).
+    `loss_factor` (model/faults.py) scales the losses of an injected fault; 1.0 otherwise."""
     loss_sum = torch.zeros(())
     for _ in range(grad_accum):
         x, y = next(batches)
         _, loss = engine(x.to(engine.device), y.to(engine.device))
+        if loss_factor != 1.0:
+            loss = loss * loss_factor
         engine.backward(loss)
         engine.step()  # DeepSpeed steps the optimizer only at the accumulation boundary
         loss_sum += loss.detach().float().cpu()
     return loss_sum / grad_accum
+
+
+def grad_norm(engine: Any) -> float | None:
+    """The global gradient norm of the last step (inf when DeepSpeed skipped it); None when
+    this engine does not compute one."""
+    norm = engine.get_global_grad_norm()
+    return None if norm is None else float(norm)
 
 
 def build_model(job: Job, vocab_size: int) -> GPT:
@@ -150,112 +175,269 @@ def build_model(job: Job, vocab_size: int) -> GPT:
     return model
 
 
+@dataclass
+class Progress:
+    """Where a run stands; saved in every checkpoint with the guard's state."""
+
+    step: int = 0
+    train_s: float = 0.0
+    first_loss: float = math.nan
+    steps_run: int = 0  # optimizer steps taken, rolled-back ones included
+
+
+class Checkpoints:
+    """Saving, resuming and rolling back: the run's checkpoints under out_dir/checkpoints."""
+
+    def __init__(self, engine: Any, job: Job, data: Any, average: WeightAverage | None) -> None:
+        self.engine, self.tc, self.data, self.average = engine, job.train, data, average
+        self.root = job.out_dir / "checkpoints"
+
+    def due(self, step: int) -> bool:
+        every = self.tc.checkpoint_every
+        return step == self.tc.steps or bool(every and step % every == 0)
+
+    def save(self, progress: Progress, guard: Guard) -> Path:
+        client = {
+            "loader": self.data.batches.state_dict(),
+            "summary": {
+                "train_s": progress.train_s,
+                "first_loss": progress.first_loss,
+                "steps_run": progress.steps_run,
+            },
+            "guard": guard.state_dict(),
+        }
+        save_extra = self.average.save if self.average is not None else None
+        return save_checkpoint(
+            self.engine, self.root, progress.step, client, self.tc.keep_checkpoints, save_extra
+        )
+
+    def _load(self, folder: Path) -> dict[str, Any]:
+        client = load_checkpoint(self.engine, folder)
+        if self.average is not None:
+            self.average.load(folder)
+        return client
+
+    def resume(self, guard: Guard) -> tuple[Progress, Path | None]:
+        """The newest good checkpoint loaded whole (data position and guard too), or a fresh
+        start; the step comes from the checkpoint's own record."""
+        folder = latest_good_checkpoint(self.root)
+        if folder is None:
+            return Progress(), None
+        client = self._load(folder)
+        self.data.batches.load_state_dict(client["loader"])
+        if "guard" in client:
+            guard.load_state_dict(client["guard"])
+        summary = client["summary"]
+        step = client["step"]
+        progress = Progress(step, summary["train_s"], summary["first_loss"])
+        progress.steps_run = summary.get("steps_run", step)
+        return progress, folder
+
+    def rollback(self, progress: Progress, reason: str) -> Progress:
+        """Back to the newest good checkpoint: weights, optimizer, schedule and RNG, but not
+        the data position (the batches since then are skipped) nor the guard's counts."""
+        folder = latest_good_checkpoint(self.root)
+        if folder is None:
+            raise TrainingStopped(
+                f"{reason}, and there is no checkpoint in {self.root} to roll back to: set "
+                f"train.checkpoint_every to keep one"
+            )
+        client = self._load(folder)
+        return dataclasses.replace(progress, step=client["step"])
+
+
+class StepLog:
+    """When to log and what: the loss, lr, speed, gradient norm and MFU of a log step."""
+
+    def __init__(self, job: Job, world: int, tracker: Tracker, rank: int) -> None:
+        self.tc, self.cfg, self.world, self.tracker, self.rank = (
+            job.train,
+            job.model,
+            world,
+            tracker,
+            rank,
+        )
+        self.tokens_per_step = (
+            self.tc.micro_batch * self.tc.grad_accum * world * self.cfg.block_size
+        )
+        self.since_step, self.since_s = 0, 0.0
+
+    def start(self, progress: Progress) -> None:
+        self.since_step, self.since_s = progress.step, progress.train_s
+
+    def due(self, step: int) -> bool:
+        return step == 1 or step % self.tc.log_every == 0 or step == self.tc.steps
+
+    def step_metrics(
+        self, progress: Progress, loss: float, lr: float, norm: float | None
+    ) -> dict[str, float]:
+        speed = (
+            (progress.step - self.since_step)
+            * self.tokens_per_step
+            / max(progress.train_s - self.since_s, 1e-9)
+        )
+        self.start(progress)
+        return {
+            "train_loss": loss,
+            "lr": lr,
+            "tokens_per_s": speed,
+            "grad_norm": math.nan if norm is None else norm,
+            "mfu": mfu(self.cfg, speed, self.tc.peak_flops, self.world),
+        }
+
+    def write(self, step: int, metrics: dict[str, float]) -> None:
+        if metrics and self.rank == 0:
+            self.tracker.log_metrics(metrics, step)
+            shown = " | ".join(f"{k} {v:.4g}" for k, v in metrics.items())
+            print(f"step {step}/{self.tc.steps} | {shown}", flush=True)
+
+    def say(self, text: str) -> None:
+        if self.rank == 0:
+            print(text, flush=True)
+
+
+class Evaluation:
+    """Validation loss of the weights (and of their average, when one is kept)."""
+
+    def __init__(
+        self, engine: Any, data: Any, average: WeightAverage | None, tc: TrainConfig
+    ) -> None:
+        self.engine, self.data, self.average, self.tc = engine, data, average, tc
+        self.val_loss = self.val_loss_ema = math.nan
+
+    def due(self, step: int) -> bool:
+        return step % self.tc.eval_every == 0 or step == self.tc.steps
+
+    def run(self) -> dict[str, float]:
+        """Evaluate now (every rank); the metrics to log."""
+        self.val_loss = validation_loss(self.engine, self.data.val_batches())
+        metrics = {"val_loss": self.val_loss}
+        if self.average is not None:
+            self.val_loss_ema = average_validation_loss(
+                self.engine, self.average, self.data.val_batches()
+            )
+            metrics["val_loss_ema"] = self.val_loss_ema
+        return metrics
+
+    @property
+    def exported(self) -> float:
+        """The validation loss of the weights the export holds."""
+        return self.val_loss if self.average is None else self.val_loss_ema
+
+
 def train(job: Job) -> dict[str, Any] | None:
     """Run the job on this rank; rank 0 returns the summary, the others None."""
     started = time.time()
     init_distributed()
     rank, world = dist.get_rank(), dist.get_world_size()
     torch.set_num_threads(torch_threads(job.train))
-    cfg, tc = job.model, job.train
+    cfg, tc, faults = job.model, job.train, from_env()
     data = open_data(job.data_dir, job.sft, cfg, tc, rank, world)
     model = build_model(job, data.vocab_size)
-    num_params = model.num_params()
-    engine = build_engine(model, tc, world)
+    guard = Guard(tc)
+    engine = build_engine(model, tc, world, lr_factor=guard.lr_factor)
     average = WeightAverage(engine.module, tc.ema_decay) if tc.ema_decay else None
-    tracker = make_tracker(job.tracking_uri, job.run_id, job.out_dir / "metrics.jsonl")
-    tracker = tracker if rank == 0 else Tracker()
-    tokens_per_step = tc.micro_batch * tc.grad_accum * world * cfg.block_size
+    # rank 0 alone logs (another rank's MLflow tracker would sample system metrics in a thread
+    # that nobody stops)
+    metrics_path = job.out_dir / "metrics.jsonl"
+    tracker = make_tracker(job.tracking_uri, job.run_id, metrics_path) if rank == 0 else Tracker()
+    log, evaluation = StepLog(job, world, tracker, rank), Evaluation(engine, data, average, tc)
+    checkpoints = Checkpoints(engine, job, data, average)
     tracker.log_params(
         {
-            "model.num_params": num_params,
+            "model.num_params": model.num_params(),
             "model.flops_per_token": flops_per_token(cfg),
             "train.world_size": world,
-            "train.tokens_per_step": tokens_per_step,
+            "train.tokens_per_step": log.tokens_per_step,
         }
     )
-    root = job.out_dir / "checkpoints"
-    state = {"train_s": 0.0, "first_loss": math.nan}
-    resumed = latest_good_checkpoint(root)
+    progress, resumed = checkpoints.resume(guard)
     if resumed is not None:
-        client = load_checkpoint(engine, resumed)
-        data.batches.load_state_dict(client["loader"])
-        if average is not None:
-            average.load(resumed)
-        state = client["summary"]
-        if rank == 0:
-            print(f"resumed from {resumed} at step {client['step']}", flush=True)
-    done = 0 if resumed is None else int(resumed.name.removeprefix("step"))
-    train_s, logged_s, logged_step = state["train_s"], state["train_s"], done
-    first_loss, train_loss = state["first_loss"], math.nan
-    val_loss = val_loss_ema = math.nan
-    for step in range(done + 1, tc.steps + 1):
-        step_start, lr = time.time(), engine.get_lr()[0]  # the rate this step applies
-        loss = optimizer_step(engine, data.batches, tc.grad_accum)
-        if average is not None:
-            average.update()
-        train_s += time.time() - step_start
-        metrics: dict[str, float] = {}
-        if step == 1 or step % tc.log_every == 0 or step == tc.steps:
-            train_loss = mean_over_ranks(loss.item())
-            first_loss = train_loss if step == 1 else first_loss
-            speed = (step - logged_step) * tokens_per_step / max(train_s - logged_s, 1e-9)
-            norm = engine.get_global_grad_norm()
-            metrics |= {
-                "train_loss": train_loss,
-                "lr": lr,
-                "tokens_per_s": speed,
-                "grad_norm": math.nan if norm is None else float(norm),
-                "mfu": mfu(cfg, speed, tc.peak_flops, world),
-            }
-            logged_s, logged_step = train_s, step
-        if step % tc.eval_every == 0 or step == tc.steps:
-            val_loss = metrics["val_loss"] = validation_loss(engine, data.val_batches())
-            if average is not None:
-                val_loss_ema = average_validation_loss(engine, average, data.val_batches())
-                metrics["val_loss_ema"] = val_loss_ema
-        if metrics and rank == 0:
-            tracker.log_metrics(metrics, step)
-            shown = " | ".join(f"{k} {v:.4g}" for k, v in metrics.items())
-            print(f"step {step}/{tc.steps} | {shown}", flush=True)
-        if step == tc.steps or (tc.checkpoint_every and step % tc.checkpoint_every == 0):
-            client = {
-                "loader": data.batches.state_dict(),
-                "summary": {"train_s": train_s, "first_loss": first_loss},
-            }
-            folder = save_checkpoint(
-                engine, root, step, client, tc.keep_checkpoints, average and average.save
-            )
-            if tc.checkpoint_artifacts == "all" or (
-                tc.checkpoint_artifacts == "last" and step == tc.steps
-            ):
-                tracker.log_artifacts(folder, f"checkpoints/{folder.name}")
+        log.say(f"resumed from {resumed} at step {progress.step}")
+    log.start(progress)
+    train_loss = math.nan
+    try:
+        while progress.step < tc.steps:
+            step = progress.step + 1
+            step_start, lr = time.time(), engine.get_lr()[0]  # the rate this step applies
+            loss = optimizer_step(engine, data.batches, tc.grad_accum, faults.loss_factor(step))
+            progress.step, progress.steps_run = step, progress.steps_run + 1
+            progress.train_s += time.time() - step_start
+            loss_value, norm = mean_over_ranks(loss.item()), grad_norm(engine)
+            verdict = guard.check(step, loss_value, norm, engine.was_step_applied())
+            if verdict.action == "stop":
+                raise TrainingStopped(verdict.reason)
+            if verdict.action == "rollback":
+                progress = checkpoints.rollback(progress, verdict.reason)
+                set_lr_now(engine)
+                log.say(
+                    f"guard: {verdict.reason}: rolled back to step {progress.step}, lr x "
+                    f"{guard.lr_scale:g} (rollback {guard.rollbacks} of {tc.max_rollbacks})"
+                )
+                log.start(progress)
+                continue
+            if verdict.action == "skip":
+                log.say(f"guard: step {step}: {verdict.reason} ({guard.bad_steps} in all)")
+            if verdict.applied and average is not None:
+                average.update()
+            if step == 1:
+                progress.first_loss = loss_value
+            train_loss = loss_value if verdict.applied else train_loss
+            metrics = log.step_metrics(progress, loss_value, lr, norm) if log.due(step) else {}
+            if evaluation.due(step):
+                metrics |= evaluation.run()
+            if metrics:
+                metrics |= guard.counts()
+            log.write(step, metrics)
+            if checkpoints.due(step):
+                folder = checkpoints.save(progress, guard)
+                if tc.checkpoint_artifacts == "all" or (
+                    tc.checkpoint_artifacts == "last" and step == tc.steps
+                ):
+                    tracker.log_artifacts(folder, f"checkpoints/{folder.name}")
+    except TrainingStopped as stop:
+        tracker.set_tags({HEALTH_TAG: STOPPED, "lmforge.train.stopped": str(stop)})
+        tracker.log_metrics(guard.counts(), progress.step)
+        tracker.close()
+        raise TrainingStopped(
+            f"training stopped: {stop} (run in {job.out_dir}; last good checkpoint: "
+            f"{latest_good_checkpoint(checkpoints.root)})"
+        ) from None
+    if math.isnan(evaluation.val_loss):  # resumed from the final checkpoint: evaluate it
+        evaluation.run()
+    health = guard.outcome(evaluation.exported)
+    tracker.set_tags({HEALTH_TAG: health})
     tracker.close()
-    if math.isnan(val_loss):  # resumed from the final checkpoint: evaluate it (all ranks)
-        val_loss = validation_loss(engine, data.val_batches())
-        if average is not None:
-            val_loss_ema = average_validation_loss(engine, average, data.val_batches())
     # the weight average when one is kept, else the last weights (a collective: every rank)
     weights = average.average if average is not None else full_fp32_state_dict(engine)
-    if rank != 0:
-        return None
-    export_model(model_with_weights(cfg, weights), cfg, job.out_dir / "model", data.tokenizer)
-    summary = {
-        "steps": tc.steps,
-        "first_loss": first_loss,
-        "final_loss": train_loss,
-        # of the exported weights: the average's with train.ema_decay, else the last weights'
-        "val_loss": val_loss if average is None else val_loss_ema,
-        "val_loss_last_weights": val_loss,
-        "exported_weights": "last" if average is None else f"ema {tc.ema_decay}",
-        "tokens_per_s": tc.steps * tokens_per_step / max(train_s, 1e-9),
-        "num_params": num_params,
-        "flops_per_token": flops_per_token(cfg),
-        "world_size": world,
-        "resumed_from": resumed.name if resumed else None,
-        "wall_s": round(time.time() - started, 2),
-    }
-    (job.out_dir / "train_summary.json").write_text(json.dumps(summary, indent=2) + "\n")
-    print(f"done: {json.dumps(summary)}", flush=True)
+    summary = None
+    if rank == 0:
+        export_model(model_with_weights(cfg, weights), cfg, job.out_dir / "model", data.tokenizer)
+        summary = {
+            "steps": tc.steps,
+            "first_loss": progress.first_loss,
+            "final_loss": train_loss,
+            # of the exported weights: the average's with train.ema_decay, else the last ones'
+            "val_loss": evaluation.exported,
+            "val_loss_last_weights": evaluation.val_loss,
+            "exported_weights": "last" if average is None else f"ema {tc.ema_decay}",
+            "tokens_per_s": progress.steps_run * log.tokens_per_step / max(progress.train_s, 1e-9),
+            "steps_run": progress.steps_run,
+            "num_params": model.num_params(),
+            "flops_per_token": flops_per_token(cfg),
+            "world_size": world,
+            "resumed_from": resumed.name if resumed else None,
+            "health": health,
+            "guard": guard.counts(),
+            "export_sha256": file_hashes(job.out_dir / "model"),
+            "wall_s": round(time.time() - started, 2),
+        }
+        write_atomically(job.out_dir / SUMMARY, json.dumps(summary, indent=2) + "\n")
+        print(f"done: {json.dumps(summary)}", flush=True)
+    dist.barrier()  # the summary is written before any rank says it finished
+    write_completion(job.out_dir, rank, world)
+    dist.barrier()  # every rank's record is written before any rank starts its teardown
+    release_engine(engine)
     return summary
 
 
@@ -270,7 +452,17 @@ def main() -> None:
     logging.getLogger("DeepSpeed").setLevel(logging.WARNING)
     warnings.filterwarnings("ignore", message=".*all_gather_into_tensor.*", category=FutureWarning)
     train(load_job(args.job))
-    dist.destroy_process_group()  # a clean exit, so the launcher sees every rank finish promptly
+    rank = dist.get_rank()
+    shut_down_distributed()
+    if rank in from_env().abort_at_exit_ranks:
+        os.abort()  # an injected crash in teardown (model/faults.py)
+    # End here, without the interpreter's finalization: torch keeps one gloo group (and its
+    # worker threads) alive from C++ past destroy_process_group, and a worker thread that meets
+    # a finalizing interpreter aborts the rank (model/engine.py, shut_down_distributed). Every
+    # file is closed and the MLflow tracker's thread joined by now; flush what is printed.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
 
 
 if __name__ == "__main__":

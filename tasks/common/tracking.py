@@ -61,6 +61,15 @@ def log_metrics(config: LmforgeConfig, run_id: str, metrics: dict[str, float]) -
         client.log_metric(run_id, name, float(value))
 
 
+def set_tags(config: LmforgeConfig, run_id: str, tags: dict[str, str]) -> None:
+    """Tag an existing run."""
+    from mlflow import MlflowClient
+
+    client = MlflowClient(config.mlflow_uri())
+    for name, value in tags.items():
+        client.set_tag(run_id, name, str(value)[:5000])
+
+
 def end_run(config: LmforgeConfig, run_id: str, status: str) -> None:
     """Mark the run FINISHED or FAILED."""
     from mlflow import MlflowClient

@@ -11,6 +11,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from model.guard import HEALTH_TAG, PROMOTABLE
 from tasks.config import RegisterConfig
 
 EVAL_TAG = "lmforge.eval."
@@ -66,8 +67,11 @@ def decide(
     candidate: dict[str, float],
     champion_tags: dict[str, str] | None,
     champion_version: int | None,
+    health: str | None = None,
 ) -> Decision:
-    """Compare `candidate` metrics with the champion's tags on `settings.promote_metrics`."""
+    """Compare `candidate` metrics with the champion's tags on `settings.promote_metrics`.
+    `health` is the training run's `lmforge.train.health` tag (model/guard.py): a run that did
+    not end healthy or recovered is never promoted (None: a run from before the tag)."""
     missing = [m for m in settings.promote_metrics if m not in candidate]
     if missing:
         raise ValueError(
@@ -75,6 +79,9 @@ def decide(
             f"(it has: {sorted(candidate)}); switch those evaluation sets on or change the list"
         )
     mine = {m: float(candidate[m]) for m in settings.promote_metrics}
+    if health is not None and health not in PROMOTABLE:
+        reason = f"the training run ended {health} ({HEALTH_TAG}): not promoted"
+        return Decision(False, reason, mine, {}, champion_version)
     if champion_tags is None:
         return Decision(True, "first version with an evaluation: no champion to beat", mine)
     theirs = {

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import model as model_package
+from model.guard import HEALTH_TAG
 from tasks.common.step import StepResult
 from tasks.config import LmforgeConfig, RegisterConfig
 from tasks.register.model_card import model_card, upstream_outputs
@@ -73,7 +74,10 @@ def register_version(
     from mlflow import MlflowClient
 
     champion_tags, champion_version = champion_of(config, name)
-    decision: Decision = decide(gate or config.register, metrics, champion_tags, champion_version)
+    health = MlflowClient(config.mlflow_uri()).get_run(run_id).data.tags.get(HEALTH_TAG)
+    decision: Decision = decide(
+        gate or config.register, metrics, champion_tags, champion_version, health
+    )
     (out_dir / "model_card.md").write_text(card(decision.to_dict()))
     mlflow.set_tracking_uri(config.mlflow_uri())
     with mlflow.start_run(run_id=run_id):

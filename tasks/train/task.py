@@ -65,4 +65,6 @@ def train_step(
             config, tokens, upstream, out, progress_reporter(logger.info), init_from
         ),
     )
+    if not result.skipped and "teardown_warning" in result.stats:
+        logger.warning("the output is kept: %s", result.stats["teardown_warning"])
     return finished(result)

@@ -68,6 +68,10 @@ def train_model(
     except BaseException:
         tracking.end_run(config, run_id, "FAILED")
         raise
+    if "teardown_warning" in summary:  # the launcher failed after every rank had finished
+        tracking.set_tags(
+            config, run_id, {"lmforge.train.teardown_warning": summary["teardown_warning"]}
+        )
     tracking.end_run(config, run_id, "FINISHED")
     run = {"run_id": run_id, "experiment": config.tracking.experiment, "tags": tags}
     (out_dir / "mlflow_run.json").write_text(json.dumps(run, indent=2))

@@ -39,6 +39,27 @@ def test_gate_needs_every_metric_to_beat_the_champion_by_the_margin() -> None:
         decide(settings, {"val_bpb": 1.0}, champion, 3)
 
 
+def test_gate_refuses_a_model_whose_training_run_ended_unhealthy(
+    tiny_model: Path, tmp_path: Path
+) -> None:
+    config = embedded_config(tmp_path)
+    decided = {}
+    for health, bpb in (("healthy", 2.0), ("unhealthy", 1.0), ("recovered", 1.5)):
+        run_id = tracking.start_run(config, "train-test", {"lmforge.train.health": health})
+        out = tmp_path / f"out-{health}"
+        out.mkdir()
+        metrics = {"val_bpb": bpb}
+        registered = register_version(
+            config, "guarded", tiny_model, run_id, {}, metrics, lambda d: "# card\n", out
+        )
+        decided[health] = registered
+    refused = decided["unhealthy"]["promotion"]
+    assert refused["decision"] == "not promoted"
+    assert "the training run ended unhealthy" in refused["reason"]
+    assert decided["unhealthy"]["aliases"] == ["candidate"]  # registered, never champion
+    assert decided["recovered"]["aliases"] == ["candidate", "champion"]  # 1.5 beats 2.0
+
+
 @pytest.fixture(scope="module")
 def registry(tmp_path_factory: pytest.TempPathFactory, tiny_model: Path):
     """Three versions of one model: the first (bpb 2.0), a worse one (1.99), a better (1.5)."""
