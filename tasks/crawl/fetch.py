@@ -2,9 +2,11 @@
 
 Per URL: safety check of every hop (scheme, resolved address), robots.txt and the host gate
 (when `polite`), bounded retries with exponential backoff on timeouts, resets, 429 (honouring
-Retry-After, capped) and 5xx, redirects followed by hand with loop detection, the body
-streamed and cut at `max_bytes`, a content-type allow-list, and charset detection. Nothing
-raises: a failure becomes the record's `error` ('timeout', 'http 404', 'robots: disallowed',
+Retry-After, capped) and 5xx, redirects followed by hand with loop detection, each redirect
+target checked against the crawl's scope (when `in_scope` is given: allowed hosts, include
+and exclude patterns) before it is resolved or contacted, the body streamed and cut at
+`max_bytes`, a content-type allow-list, and charset detection. Nothing raises: a failure
+becomes the record's `error` ('timeout', 'http 404', 'robots: disallowed', 'scope: ...',
 ...), whose part before ':' is the outcome counted in the crawl's stats.
 """
 
@@ -141,8 +143,15 @@ def _robots_delay(url: str, config: CrawlConfig, deadline: float | None) -> floa
     return max(config.host_delay_s, min(rules.delay(config.user_agent), config.max_crawl_delay_s))
 
 
-def _follow(url: str, config: CrawlConfig, request: _Request, deadline: float | None) -> tuple:
-    """(final reply, final URL) after following redirects, each hop checked anew."""
+def _follow(
+    url: str,
+    config: CrawlConfig,
+    request: _Request,
+    deadline: float | None,
+    in_scope: Callable[[str], bool] | None,
+) -> tuple:
+    """(final reply, final URL) after following redirects, each hop checked anew: a redirect
+    target against `in_scope` (if given) before robots.txt, resolution or any connection."""
     hop, seen = normalise_url(url) or url, set()
     for _ in range(config.max_redirects + 1):
         seen.add(hop)
@@ -154,6 +163,10 @@ def _follow(url: str, config: CrawlConfig, request: _Request, deadline: float | 
         hop = normalise_url(urljoin(hop, location))
         if hop is None:
             raise FetchError(f"redirect: to a non-http(s) location {location[:200]!r}")
+        if in_scope is not None and not in_scope(hop):
+            raise FetchError(
+                f"scope: redirect to {hop} is outside crawl.allowed_hosts or URL patterns"
+            )
         if hop in seen:
             raise FetchError(f"redirect loop: back to {hop}")
     raise FetchError(f"redirect: more than {config.max_redirects} redirects")
@@ -168,6 +181,7 @@ def fetch_url(
     max_bytes: int | None = None,
     polite: bool = True,
     deadline: float | None = None,
+    in_scope: Callable[[str], bool] | None = None,
 ) -> dict[str, Any]:
     """Fetch `url` under `config`'s safety, politeness, retry and size limits; return its record.
 
@@ -175,6 +189,8 @@ def fetch_url(
     types), body (decoded bytes), bytes, truncated, final_url, etag, last_modified, fetch_ms,
     fetched_at. `content_types` defaults to `crawl.content_types` (`ANY_TYPE` takes all),
     `max_bytes` to `crawl.max_bytes`; `deadline` is a `time.time()` the fetch cannot pass.
+    `in_scope` (the crawl's `Scope`; None: no check) must accept every redirect target, else
+    the fetch ends with 'scope: redirect to ...' before that target is contacted.
     """
     started = time.perf_counter()
     record: dict[str, Any] = dict(
@@ -206,7 +222,7 @@ def fetch_url(
         deadline=time.monotonic() + budget,
     )
     try:
-        reply, hop = _follow(url, config, request, deadline)
+        reply, hop = _follow(url, config, request, deadline, in_scope)
         record.update(
             final_url=hop,
             status=reply.status,

@@ -2,8 +2,9 @@
 
 Hosts of a partition are fetched in parallel by a thread pool (`crawl.host_threads`); one
 host's URLs are fetched one after another, and the process-wide host gate keeps the delay
-and the concurrency bound per host. A URL the time budget leaves no room for ends with
-'budget: time'; a 304 answer to a re-crawl keeps the previous crawl's page.
+and the concurrency bound per host. A redirect leaving the crawl's scope ends with 'scope:
+redirect to ...', its target never contacted; a URL the time budget leaves no room for ends
+with 'budget: time'; a 304 answer to a re-crawl keeps the previous crawl's page.
 """
 
 from __future__ import annotations
@@ -35,7 +36,8 @@ def skipped_row(url: str, depth: int, reason: str) -> tuple:
 def fetch_row(
     row: Any, depth: int, config: CrawlConfig, in_scope: Callable[[str], bool], deadline: float
 ) -> tuple:
-    """Fetch one frontier row (url, prev_* columns) into a `FETCHED_SCHEMA` row."""
+    """Fetch one frontier row (url, prev_* columns) into a `FETCHED_SCHEMA` row; redirects
+    are followed only while `in_scope` accepts them, links kept only if `in_scope`."""
     if time.time() >= deadline:
         return skipped_row(row["url"], depth, "budget: time")
     headers = {}
@@ -43,7 +45,7 @@ def fetch_row(
         headers["If-None-Match"] = row["prev_etag"]
     if row["prev_last_modified"]:
         headers["If-Modified-Since"] = row["prev_last_modified"]
-    record = fetch_url(row["url"], config, headers=headers, deadline=deadline)
+    record = fetch_url(row["url"], config, headers=headers, deadline=deadline, in_scope=in_scope)
     if record["outcome"] == "not_modified" and row["prev_html"] is not None:
         record.update(
             status=row["prev_status"], html=row["prev_html"], content_type=row["prev_content_type"]

@@ -1,4 +1,5 @@
-"""Fixtures for the crawl tests: a free port, and a misbehaving HTTP server on 127.0.0.1."""
+"""Fixtures for the crawl tests: a free port, a misbehaving HTTP server on 127.0.0.1, and a
+site whose redirects leave the crawl's scope."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
@@ -43,6 +46,14 @@ FAULTS = {
     "/private/secret.html": "disallowed by robots.txt",
     "/to-metadata.html": "redirects to the cloud metadata address",
     "/etag.html": "ETag v1; answers If-None-Match v1 with 304",
+}
+
+OUTSIDE_HOST = "127.0.0.2"  # another loopback host: outside a crawl of 127.0.0.1
+SCOPE_REDIRECTS = {  # the redirect pages of `scope_site`, by path: (target, what it tests)
+    "/to-outside.html": ("<outside>/ok.html", "another host, outside the crawl's scope"),
+    "/to-excluded.html": ("/excluded/page.html", "this host, a path crawl.exclude_patterns drops"),
+    "/to-private.html": ("/private/secret.html", "this host, a path robots.txt disallows"),
+    "/to-ok.html": ("/ok.html", "this host, in scope: followed"),
 }
 
 
@@ -152,9 +163,50 @@ class _FaultHandler(BaseHTTPRequestHandler):
             pass
 
 
+class _ScopeHandler(_FaultHandler):
+    """The fault server's pages plus `SCOPE_REDIRECTS` and /excluded/page.html."""
+
+    outside: str  # base URL of the out-of-scope server
+
+    def do_GET(self) -> None:
+        if self.path in SCOPE_REDIRECTS:
+            self.hits[self.path] += 1
+            target = SCOPE_REDIRECTS[self.path][0].replace("<outside>", self.outside)
+            self._send(302, Location=target)
+        elif self.path == "/excluded/page.html":
+            self.hits[self.path] += 1
+            self._send(200, b"<p>a page the crawl excludes</p>")
+        else:
+            super().do_GET()
+
+
 class _QuietServer(ThreadingHTTPServer):
     def handle_error(self, request: object, client_address: object) -> None:
         pass  # broken pipes from clients that stop reading are part of the tests
+
+
+@contextmanager
+def _serving(host: str, handler: type[BaseHTTPRequestHandler]) -> Iterator[str]:
+    """Serve `handler` on `host` (a free port) in a thread; yield the base URL."""
+    server = _QuietServer((host, 0), handler)
+    thread = threading.Thread(target=server.serve_forever, args=(0.1,), daemon=True)
+    thread.start()
+    try:
+        yield f"http://{host}:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@dataclass(frozen=True)
+class ScopeSite:
+    """`base` serves the fault pages and `SCOPE_REDIRECTS`; `outside` is another host that
+    counts every request it gets (robots.txt included) in `outside_hits`."""
+
+    base: str
+    hits: Counter[str]
+    outside: str
+    outside_hits: Counter[str]
 
 
 @pytest.fixture()
@@ -169,15 +221,26 @@ def fault_server() -> Iterator[tuple[str, Counter[str]]]:
     """A server on 127.0.0.1 with one misbehaving path per fault (`FAULTS`); yields its base
     URL ('http://127.0.0.1:<port>') and the hit count per path."""
     hits: Counter[str] = Counter()
-    handler = type("Handler", (_FaultHandler,), {"hits": hits})
-    server = _QuietServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}", hits
-    finally:
-        server.shutdown()
-        server.server_close()
+    with _serving("127.0.0.1", type("Handler", (_FaultHandler,), {"hits": hits})) as base:
+        yield base, hits
+
+
+@pytest.fixture()
+def scope_site() -> Iterator[ScopeSite]:
+    """The fault server on 127.0.0.1 with redirect pages (`SCOPE_REDIRECTS`), one of them to
+    a second server on `OUTSIDE_HOST`; skipped where that address cannot be bound."""
+    outside_hits: Counter[str] = Counter()
+    hits: Counter[str] = Counter()
+    with ExitStack() as servers:
+        try:
+            outside = servers.enter_context(
+                _serving(OUTSIDE_HOST, type("Outside", (_FaultHandler,), {"hits": outside_hits}))
+            )
+        except OSError as err:  # e.g. macOS routes only 127.0.0.1 to the loopback device
+            pytest.skip(f"cannot serve on {OUTSIDE_HOST}: {err}")
+        handler = type("Handler", (_ScopeHandler,), {"hits": hits, "outside": outside})
+        base = servers.enter_context(_serving("127.0.0.1", handler))
+        yield ScopeSite(base, hits, outside, outside_hits)
 
 
 @pytest.fixture()
