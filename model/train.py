@@ -107,9 +107,10 @@ def torch_threads(train: TrainConfig) -> int:
     return max(1, len(os.sched_getaffinity(0)) // local_ranks)
 
 
-def mean_over_ranks(value: float) -> float:
-    """The mean of a float over all ranks (every rank must call)."""
-    tensor = torch.tensor([value], dtype=torch.float64)
+def mean_over_ranks(value: torch.Tensor) -> float:
+    """The mean of a scalar tensor over all ranks (every rank must call); the tensor stays on
+    its device (NCCL reduces GPU tensors only), and this is the step's one host sync."""
+    tensor = value.detach().to(torch.float64).reshape(1)
     dist.all_reduce(tensor)
     return tensor.item() / dist.get_world_size()
 
@@ -139,9 +140,10 @@ def average_validation_loss(engine: Any, average: WeightAverage, batches: Iterat
 def optimizer_step(
     engine: Any, batches: Iterator[Batch], grad_accum: int, loss_factor: float = 1.0
 ) -> torch.Tensor:
-    """One optimizer step over `grad_accum` micro-batches; this rank's mean loss (no sync).
+    """One optimizer step over `grad_accum` micro-batches; this rank's mean loss (on the
+    device, not synced).
     `loss_factor` (model/faults.py) scales the losses of an injected fault; 1.0 otherwise."""
-    loss_sum = torch.zeros(())
+    loss_sum = torch.zeros((), device=engine.device)
     for _ in range(grad_accum):
         x, y = next(batches)
         _, loss = engine(x.to(engine.device), y.to(engine.device))
@@ -149,7 +151,7 @@ def optimizer_step(
             loss = loss * loss_factor
         engine.backward(loss)
         engine.step()  # DeepSpeed steps the optimizer only at the accumulation boundary
-        loss_sum += loss.detach().float().cpu()
+        loss_sum += loss.detach().float()  # on the device: no host sync per micro-batch
     return loss_sum / grad_accum
 
 
@@ -363,7 +365,7 @@ def train(job: Job) -> dict[str, Any] | None:
             loss = optimizer_step(engine, data.batches, tc.grad_accum, faults.loss_factor(step))
             progress.step, progress.steps_run = step, progress.steps_run + 1
             progress.train_s += time.time() - step_start
-            loss_value, norm = mean_over_ranks(loss.item()), grad_norm(engine)
+            loss_value, norm = mean_over_ranks(loss), grad_norm(engine)
             verdict = guard.check(step, loss_value, norm, engine.was_step_applied())
             if verdict.action == "stop":
                 raise TrainingStopped(verdict.reason)

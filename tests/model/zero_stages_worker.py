@@ -28,7 +28,7 @@ def stage_losses(data: TokenDataset, stage: int, steps: int) -> list[float]:
     torch.manual_seed(0)
     engine = build_engine(GPT(TINY), train, world)
     batches = data.random_batches(train.micro_batch, TINY.block_size, 0, rank, world)
-    return [mean_over_ranks(optimizer_step(engine, batches, 2).item()) for _ in range(steps)]
+    return [mean_over_ranks(optimizer_step(engine, batches, 2)) for _ in range(steps)]
 
 
 def main() -> None:
