@@ -16,6 +16,7 @@ from tokenizers import Tokenizer
 
 from flows.continuous import continue_pretraining
 from flows.pipeline import pipeline
+from model.faults import ENV as FAULTS_ENV
 from model.token_format import read_documents
 
 pytestmark = pytest.mark.e2e
@@ -29,11 +30,12 @@ TINY = ["tracking.model_name=tiny-e2e"]
 def tiny_state(prefect_api, spark, tmp_path_factory):
     work_dir = tmp_path_factory.mktemp("e2e")
     overrides = [*TINY, f"run.work_dir={work_dir}"]
-    return (
-        work_dir,
-        overrides,
-        pipeline(config_path=TINY_CONFIG, overrides=overrides, return_state=True),
-    )
+    # On the way, a crash in teardown (model/faults.py): rank 0 aborts after it has finished.
+    # The train step must keep its output, say so, and the pipeline go on.
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv(FAULTS_ENV, json.dumps({"abort_at_exit_ranks": [0]}))
+        state = pipeline(config_path=TINY_CONFIG, overrides=overrides, return_state=True)
+    return work_dir, overrides, state
 
 
 @pytest.fixture(scope="module")
@@ -121,6 +123,9 @@ def test_run_and_model_version_exist_in_mlflow(tiny_run):
     assert {"train_loss", "lr", "val_loss", "eval_perplexity"} <= set(run.data.metrics)
     assert run.data.params["model.n_layer"] == "2"
     assert run.data.tags["lmforge.fingerprint.tokenize"]
+    assert run.data.tags["lmforge.train.health"] == "healthy"
+    # the injected abort at exit: kept, with the warning on the run
+    assert "the output is kept" in run.data.tags["lmforge.train.teardown_warning"]
     version = client.get_model_version("tiny-e2e", str(summary["model_version"]))
     assert version.run_id == summary["mlflow_run_id"]
     assert version.tags["lmforge.manifest_sha256"] == run.data.tags["lmforge.manifest_sha256"]
