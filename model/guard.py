@@ -63,6 +63,7 @@ class Guard:
         self.window: deque[float] = deque(maxlen=max(1, train.spike_window))
         self.bad_in_a_row = 0
         self.bad_steps = 0
+        self.scaler_skips = 0
         self.spikes = 0
         self.rollbacks = 0
         self.lr_scale = 1.0
@@ -75,6 +76,11 @@ class Guard:
     def check(self, step: int, loss: float, grad_norm: float | None, applied: bool) -> Verdict:
         """Judge step `step`: its loss (mean over ranks), global grad norm, and whether
         DeepSpeed applied the update (False when its overflow check skipped it)."""
+        if not applied and self.train.precision == "fp16" and math.isfinite(loss):
+            # fp16's dynamic loss scaler overflowed: DeepSpeed skipped the step and halves the
+            # scale. Routine at the start of a run, so not a bad step.
+            self.scaler_skips += 1
+            return Verdict("skip", "the fp16 loss scaler overflowed (scale lowered)")
         norm_bad = grad_norm is not None and not math.isfinite(grad_norm)
         if not math.isfinite(loss) or norm_bad or not applied:
             self.bad_in_a_row += 1
@@ -119,6 +125,7 @@ class Guard:
         """The guard's counters, as `train.*` metrics."""
         return {
             "guard.bad_steps": float(self.bad_steps),
+            "guard.scaler_skips": float(self.scaler_skips),
             "guard.loss_spikes": float(self.spikes),
             "guard.rollbacks": float(self.rollbacks),
             "guard.lr_scale": self.lr_scale,
@@ -129,6 +136,7 @@ class Guard:
         return {
             "window": list(self.window),
             "bad_steps": self.bad_steps,
+            "scaler_skips": self.scaler_skips,
             "spikes": self.spikes,
             "rollbacks": self.rollbacks,
             "lr_scale": self.lr_scale,
@@ -139,4 +147,5 @@ class Guard:
         self.window.clear()
         self.window.extend(state["window"])
         self.bad_steps, self.spikes = state["bad_steps"], state["spikes"]
+        self.scaler_skips = state.get("scaler_skips", 0)
         self.rollbacks, self.lr_scale = state["rollbacks"], state["lr_scale"]

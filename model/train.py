@@ -397,6 +397,8 @@ def train(job: Job) -> dict[str, Any] | None:
                     tc.checkpoint_artifacts == "last" and step == tc.steps
                 ):
                     tracker.log_artifacts(folder, f"checkpoints/{folder.name}")
+            if step == faults.kill_at_step and rank == 0:
+                faults.kill_run()  # an injected SIGKILL of the whole run (model/faults.py)
     except TrainingStopped as stop:
         tracker.set_tags({HEALTH_TAG: STOPPED, "lmforge.train.stopped": str(stop)})
         tracker.log_metrics(guard.counts(), progress.step)

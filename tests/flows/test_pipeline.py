@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import time
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -50,6 +51,15 @@ def task_states(flow_run_id) -> dict[str, tuple[str, str]]:
     with get_client(sync_client=True) as client:
         runs = client.read_task_runs(flow_run_filter=only)
     return {r.name.rsplit("-", 1)[0]: (r.state.type.value, r.state.name) for r in runs}
+
+
+def settled_task_states(flow_run_id, expected: dict[str, tuple[str, str]], wait_s: float = 60):
+    """`task_states` once it equals `expected`, or as it is after `wait_s`: the client sends
+    task-run states as events, which the server records a little later, in its own time."""
+    deadline = time.monotonic() + wait_s
+    while (states := task_states(flow_run_id)) != expected and time.monotonic() < deadline:
+        time.sleep(0.5)
+    return states
 
 
 def artifacts(flow_run_id) -> dict[str, object]:
@@ -136,7 +146,8 @@ def test_the_ui_shows_states_and_artifacts(tiny_state, tiny_run):
     _, _, summary = tiny_run
     run_id = state.state_details.flow_run_id
     assert state.is_completed()
-    assert task_states(run_id) == {name: ("COMPLETED", "Completed") for name in summary["steps"]}
+    expected = {name: ("COMPLETED", "Completed") for name in summary["steps"]}
+    assert settled_task_states(run_id, expected) == expected
     found = artifacts(run_id)
     data_steps = ["crawl", "extract", "curate", "tokenize"]
     expected = {f"{step}-{kind}" for step in data_steps for kind in ("funnel", "summary")}
@@ -176,7 +187,8 @@ def test_rerun_skips_every_finished_step(tiny_run):
     assert second["model_version"] == first["model_version"]
     assert second["steps"] == {k: {**v, "skipped": True} for k, v in first["steps"].items()}
     run_id = state.state_details.flow_run_id
-    assert set(task_states(run_id).values()) == {("COMPLETED", "Skipped")}
+    skipped = {name: ("COMPLETED", "Skipped") for name in first["steps"]}
+    assert settled_task_states(run_id, skipped) == skipped
     assert not {"crawl-progress", "train-progress"} & set(artifacts(run_id))  # nothing ran
 
 
@@ -214,12 +226,13 @@ def test_a_failed_middle_step_then_a_rerun_resumes_there(tiny_run, tmp_path):
 
     failed = pipeline(config_path=TINY_CONFIG, overrides=overrides, return_state=True)
     assert failed.is_failed()
-    assert task_states(failed.state_details.flow_run_id) == {
+    expected = {
         "crawl": ("COMPLETED", "Skipped"),
         "extract": ("COMPLETED", "Skipped"),
         "curate": ("COMPLETED", "Skipped"),
         "tokenize": ("FAILED", "Failed"),
     }
+    assert settled_task_states(failed.state_details.flow_run_id, expected) == expected
 
     (work_dir / "tokenize").unlink()
     resumed = pipeline(config_path=TINY_CONFIG, overrides=overrides)

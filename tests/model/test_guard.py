@@ -43,6 +43,15 @@ def test_guard_skips_rolls_back_and_stops() -> None:
     assert guard().outcome(2.0) == "healthy"
 
 
+def test_an_fp16_loss_scaler_overflow_is_routine_not_a_bad_step() -> None:
+    g = guard(precision="fp16")
+    for step in range(1, 6):  # the scale comes down from 2^16 over the first steps
+        assert g.check(step, 7.5, math.inf, False).action == "skip"
+    assert (g.scaler_skips, g.bad_steps, g.rollbacks) == (5, 0, 0)
+    assert g.outcome(2.0) == "healthy"
+    assert g.check(6, math.nan, math.inf, False).action == "skip" and g.bad_steps == 1
+
+
 def test_guard_spike_limit_is_mean_plus_k_std_and_its_state_round_trips() -> None:
     g = guard(spike_sigmas=3.0)
     for step, loss in enumerate([2.0, 2.2, 1.8, 2.0], 1):
@@ -92,6 +101,7 @@ def test_poisoned_and_spiking_batches_are_skipped_and_rolled_back(
     assert summary["health"] == "recovered" and math.isfinite(summary["val_loss"])
     assert summary["guard"] == {
         "guard.bad_steps": 4.0,
+        "guard.scaler_skips": 0.0,
         "guard.loss_spikes": 1.0,
         "guard.rollbacks": 2.0,
         "guard.lr_scale": 0.25,

@@ -5,7 +5,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-import os
 import signal
 import subprocess
 from pathlib import Path
@@ -19,6 +18,7 @@ from model.checkpoint import load_model
 from model.config import TrainConfig
 from model.data import TokenDataset
 from model.evaluate import heldout_loss
+from model.faults import ENV
 from model.gpt import ModelConfig
 from model.launch import free_port, launch_training, launcher_command, launcher_env
 from tests.model.conftest import OBJECTS, SUBJECTS, VERBS
@@ -85,19 +85,19 @@ def test_sigkilled_run_resumes_bit_identically(one_rank, tiny_corpus: Path, tmp_
     job_path = tmp_path / "job.json"
     job_path.write_text(json.dumps(job(tiny_corpus, tmp_path, **EXACT)))
     command = launcher_command(job_path, 1, free_port())
+    # rank 0 SIGKILLs the launcher's whole process group after step 17: no chance to clean up
+    env = launcher_env() | {ENV: json.dumps({"kill_at_step": 17})}
     with subprocess.Popen(
         command,
-        env=launcher_env(),
+        env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
         start_new_session=True,
     ) as run:
-        for line in run.stdout:
-            if line.startswith("step 17/20"):
-                os.killpg(run.pid, signal.SIGKILL)  # no chance to clean up
-                break
-        run.wait()
+        printed = run.stdout.read()
+        assert run.wait() == -signal.SIGKILL, printed[-2000:]
+    assert "step 17/20" in printed and "step 18/20" not in printed
     assert not (tmp_path / "train_summary.json").exists()
     # a damaged newest checkpoint is skipped for the previous good one
     damaged = next((tmp_path / "checkpoints" / "step00000015").rglob("*model_states.pt"))
