@@ -77,7 +77,8 @@ def crawl_step(config: LmforgeConfig, snapshot: str = "") -> State:
         "crawl",
         settings,
         [],
-        ["tasks/crawl"],
+        # pydoc_render.py runs as a script (by path, in its own interpreter): not imported
+        [__name__, "tasks/crawl/pydoc_render.py"],
         lambda out: crawl_with_progress(spark, config.crawl, out),
     )
     stats = result.stats

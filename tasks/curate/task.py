@@ -22,7 +22,8 @@ def curate_step(config: LmforgeConfig, extracted: StepResult) -> State:
         "curate",
         {"curate": config.to_dict()["curate"]},
         [extracted],
-        ["tasks/curate"],
+        # the default word lists are read from files, not imported
+        [__name__, "tasks/curate/wordlists/badwords_en_c4.txt"],
         lambda out: curate_documents(spark, f"{extracted.path}/docs", config.curate, out),
     )
     stats = result.stats

@@ -20,7 +20,7 @@ def evaluate_step(config: LmforgeConfig, trained: StepResult, tokens: StepResult
         "evaluate",
         {"evaluate": config.to_dict()["evaluate"]},
         [trained, tokens],
-        ["tasks/evaluate", "model"],
+        [__name__],
         lambda out: evaluate_trained(config, trained, tokens, out),
     )
     return finished(result)

@@ -24,7 +24,7 @@ def extract_step(config: LmforgeConfig, crawled: StepResult) -> State:
         "extract",
         {"extract": config.to_dict()["extract"]},
         [crawled],
-        ["tasks/extract"],
+        [__name__],
         lambda out: extract_documents(spark, Path(crawled.path), config.extract, out),
     )
     stats = result.stats

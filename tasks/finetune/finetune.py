@@ -109,7 +109,9 @@ def finetune(
         "finetune",
         identity,
         [],
-        ["tasks/finetune", "tasks/register", "tasks/evaluate", "model"],
+        # launch_training runs `model.train` as a subprocess module; register_version logs
+        # pyfunc_model.py by path and ships the whole `model` folder with the model
+        [__name__, "model.train", "tasks/register/pyfunc_model.py", "model"],
         lambda out: finetune_into(config, base, data_path, digest, out, on_line),
     )
     return {**result.stats, "path": result.path, "skipped": result.skipped}

@@ -72,7 +72,9 @@ def register_step(config: LmforgeConfig, trained: StepResult, evaluated: StepRes
             "register": config.to_dict()["register"],
         },
         [trained, evaluated],
-        ["tasks/register", "model"],
+        # MLflow logs pyfunc_model.py by path (models-from-code) and ships the whole `model`
+        # folder as code_paths (registry.py): the registered model holds all of it
+        [__name__, "tasks/register/pyfunc_model.py", "model"],
         lambda out: register_model(config, trained, evaluated, out),
     )
     from mlflow import MlflowClient

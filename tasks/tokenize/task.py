@@ -55,7 +55,7 @@ def tokenize_step(config: LmforgeConfig, curated: StepResult) -> State:
         "tokenize",
         settings,
         [curated],
-        ["tasks/tokenize", "model/token_format.py"],
+        [__name__],
         build,
     )
     stats = result.stats

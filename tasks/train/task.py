@@ -60,7 +60,9 @@ def train_step(
         "train",
         identity,
         [tokens],
-        ["tasks/train", "model"],
+        # the ranks run `model.train` under the deepspeed launcher (`--module model.train`,
+        # model/launch.py): a subprocess, not an import, so it is named here
+        [__name__, "model.train"],
         lambda out: train_model(
             config, tokens, upstream, out, progress_reporter(logger.info), init_from
         ),

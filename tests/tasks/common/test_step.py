@@ -60,4 +60,6 @@ def test_fingerprint_changes_with_config_inputs_and_code():
     assert step_fingerprint("s", {"a": 2}, [], "code1") != base
     assert step_fingerprint("s", {"a": 1}, [upstream], "code1") != base
     assert step_fingerprint("s", {"a": 1}, [], "code2") != base
-    assert code_version(["tasks/common"]) != code_version(["tasks/common", "model/config.py"])
+    assert code_version(["tasks.common.step"]) != code_version(
+        ["tasks.common.step", "model.config"]
+    )
