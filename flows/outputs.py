@@ -25,9 +25,18 @@ def step_output(path: str | Path) -> StepResult:
 
 def finished_outputs(work_dir: str | Path, step: str) -> list[StepResult]:
     """Every complete output of `step` under `work_dir`, oldest first (by finishing time)."""
-    # _SUCCESS is written last, so its modification time is when the output was finished
-    markers = sorted((Path(work_dir) / step).glob("*/_SUCCESS"), key=lambda f: f.stat().st_mtime_ns)
+    markers = sorted((Path(work_dir) / step).glob("*/_SUCCESS"), key=_finished)
     return [step_output(marker.parent) for marker in markers]
+
+
+def _finished(marker: Path) -> tuple[int, str]:
+    """When an output was finished: the nanoseconds its _SUCCESS records (written last), else,
+    for an output from before that field, the marker's modification time; then its name."""
+    try:
+        finished = int(json.loads(marker.read_text())["finished_ns"])
+    except (ValueError, KeyError, TypeError):
+        finished = marker.stat().st_mtime_ns
+    return finished, marker.parent.name
 
 
 def latest_output(work_dir: str | Path, step: str) -> StepResult:

@@ -143,27 +143,15 @@ def launcher_command(
     ]
 
 
-def launch_training(
-    job: dict[str, Any], out_dir: Path, on_line: Callable[[str], None] | None = None
-) -> dict[str, Any]:
-    """Write out_dir/job.json, train with the launcher, return the parsed train_summary.json."""
-    out_dir = Path(out_dir).resolve()
-    out_dir.mkdir(parents=True, exist_ok=True)
-    job_path = out_dir / "job.json"
-    job_path.write_text(json.dumps(job, indent=2) + "\n")
-    # This attempt's records only: an earlier attempt's must not vouch for this one.
-    (out_dir / SUMMARY).unlink(missing_ok=True)
-    shutil.rmtree(out_dir / FINISHED, ignore_errors=True)
-    train = job["train"]
-    num_ranks = int(train["num_ranks"])
-    if num_ranks < 1:
-        raise ValueError(f"train.num_ranks must be >= 1, got {num_ranks}")
-    env = launcher_env()
-    # A setting DeepSpeed would refuse fails here, before any rank starts.
-    check_train_config(TrainConfig(**train), env["DS_ACCELERATOR"])
-    command = launcher_command(
-        job_path, num_ranks, free_port(), train.get("hostfile", ""), train.get("master_addr", "")
-    )
+PORT_ATTEMPTS = 3
+PORT_TAKEN = "address already in use"  # TCPStore's EADDRINUSE message, lower-cased
+
+
+def run_launcher(
+    command: list[str], env: dict[str, str], on_line: Callable[[str], None] | None
+) -> tuple[int, deque[str]]:
+    """Run the launcher to its end, passing each output line on; (exit code, last lines). Any
+    exception here (a cancelled flow run) stops the launcher and every rank first."""
     tail: deque[str] = deque(maxlen=TAIL_LINES)
     with subprocess.Popen(
         command,  # run in our working directory, so relative paths in the job mean the same
@@ -185,7 +173,43 @@ def launch_training(
         except BaseException:
             stop_process_group(process)
             raise
-        code = process.wait()
+        return process.wait(), tail
+
+
+def launch_training(
+    job: dict[str, Any], out_dir: Path, on_line: Callable[[str], None] | None = None
+) -> dict[str, Any]:
+    """Write out_dir/job.json, train with the launcher, return the parsed train_summary.json."""
+    out_dir = Path(out_dir).resolve()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    job_path = out_dir / "job.json"
+    job_path.write_text(json.dumps(job, indent=2) + "\n")
+    # This attempt's records only: an earlier attempt's must not vouch for this one.
+    (out_dir / SUMMARY).unlink(missing_ok=True)
+    shutil.rmtree(out_dir / FINISHED, ignore_errors=True)
+    train = job["train"]
+    num_ranks = int(train["num_ranks"])
+    if num_ranks < 1:
+        raise ValueError(f"train.num_ranks must be >= 1, got {num_ranks}")
+    env = launcher_env()
+    # A setting DeepSpeed would refuse fails here, before any rank starts.
+    check_train_config(TrainConfig(**train), env["DS_ACCELERATOR"])
+    for attempt in range(PORT_ATTEMPTS):
+        command = launcher_command(
+            job_path,
+            num_ranks,
+            free_port(),
+            train.get("hostfile", ""),
+            train.get("master_addr", ""),
+        )
+        code, tail = run_launcher(command, env, on_line)
+        # The rendezvous port was free when chosen, but something took it before rank 0
+        # listened on it (seconds later): nothing ran yet, so try another port.
+        taken = code != 0 and any(PORT_TAKEN in line.lower() for line in tail)
+        if not taken or attempt == PORT_ATTEMPTS - 1:
+            break
+        if on_line is not None:
+            on_line(f"launcher: the rendezvous port was taken meanwhile; again on another ({code})")
     summary_path = out_dir / SUMMARY
     if code != 0:
         last = "\n".join(tail)

@@ -228,6 +228,7 @@ def run_step(
             "inputs": {i.step: i.fingerprint for i in inputs},
             "started_at": started,
             "finished_at": _now(),
+            "finished_ns": time.time_ns(),  # orders outputs finished within one clock tick
         }
         (tmp / "_SUCCESS").write_text(json.dumps(marker, indent=2))
         if final.exists():  # an earlier attempt that never got its _SUCCESS

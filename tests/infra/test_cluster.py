@@ -31,6 +31,8 @@ TINY = [
     "crawl.allow_private_hosts=['127.0.0.1']",
     # pydoc pages are repetitive by nature: the quality filters would leave too few for a split
     "curate.filters=['length','links']",
+    # no page may hit the per-page extraction limit on a loaded machine in one run only
+    "extract.time_limit_s=300",
     "tokenize.vocab_size=512",
     "tokenize.val_fraction=0.2",
     "model.n_layer=2",

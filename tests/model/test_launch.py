@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import socket
 from pathlib import Path
 
 import pytest
 
-from model.launch import hostfile_hosts, launcher_command
+from model import launch
+from model.launch import free_port, hostfile_hosts, launcher_command
+from tests.model.test_train import job
 
 INFRA_HOSTFILE = Path(__file__).resolve().parents[2] / "infra" / "deepspeed" / "hostfile"
 
@@ -51,3 +54,18 @@ def test_bad_hostfiles_say_what_is_wrong(tmp_path: Path) -> None:
     (tmp_path / "empty").write_text("# nobody\n")
     with pytest.raises(ValueError, match="lists no hosts"):
         hostfile_hosts(tmp_path / "empty")
+
+
+def test_a_rendezvous_port_taken_meanwhile_is_retried_on_another(
+    tiny_corpus: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with socket.socket() as squatter:  # holds the port the first attempt is given
+        squatter.bind(("127.0.0.1", 0))
+        squatter.listen()
+        ports = [squatter.getsockname()[1]]
+        monkeypatch.setattr(launch, "free_port", lambda: ports.pop() if ports else free_port())
+        lines: list[str] = []
+        spec = job(tiny_corpus, tmp_path, steps=2)
+        summary = launch.launch_training(spec, tmp_path, lines.append)
+    assert summary["steps"] == 2
+    assert any(line.startswith("launcher: the rendezvous port was taken") for line in lines)

@@ -39,7 +39,10 @@ def test_mlflow_tracker_logs_into_an_existing_run(tmp_path: Path) -> None:
     (tmp_path / "ckpt").mkdir()
     (tmp_path / "ckpt" / "COMPLETE.json").write_text("{}")
     tracker.log_artifacts(tmp_path / "ckpt", "checkpoints/step00000002")
-    time.sleep(1.0)  # a few system-metrics samples
+    deadline = time.monotonic() + 60  # until the sampling thread has published once
+    while not any(k.startswith("system/") for k in client.get_run(run_id).data.metrics):
+        assert time.monotonic() < deadline, "no system metrics were logged in 60 s"
+        time.sleep(0.2)
     tracker.close()
     history = client.get_metric_history(run_id, "train_loss")
     assert [(m.step, m.value) for m in history] == [(1, 3.0), (2, 2.0)]
