@@ -137,6 +137,7 @@ def _robots_delay(url: str, config: CrawlConfig, deadline: float | None) -> floa
             polite=False,
             deadline=deadline,
         ),
+        crawl=deadline,  # one fetch per origin and crawl: a reused worker asks again next crawl
     )
     if (refusal := rules.verdict(url, config.user_agent)) is not None:
         raise FetchError(refusal)

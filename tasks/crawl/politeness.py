@@ -51,5 +51,10 @@ class HostGate:
         finally:
             state.slots.release()
 
+    def clear(self) -> None:
+        """Forget every host's state (its next start time and slots), as in a new process."""
+        with self._lock:
+            self._hosts.clear()
+
 
 GATE = HostGate()

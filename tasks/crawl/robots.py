@@ -1,4 +1,4 @@
-"""robots.txt per origin, fetched once per process through the safe fetcher and cached.
+"""robots.txt per origin, fetched once per process or crawl through the safe fetcher, cached.
 
 RFC 9309: a 4xx answer (no robots.txt) allows everything; a 5xx answer or a network failure
 disallows everything for the origin, and its pages carry that reason instead of being fetched.
@@ -69,29 +69,58 @@ def parse_robots(record: dict[str, Any]) -> RobotsRules:
 
 
 class RobotsCache:
-    """Rules per (origin, user agent, private-host allow-list), each fetched once per
-    `ROBOTS_TTL_S` (`ROBOTS_FAILURE_TTL_S` when the origin could not be reached)."""
+    """Rules per (origin, user agent, private-host allow-list, crawl), each fetched once per
+    `ROBOTS_TTL_S` (`ROBOTS_FAILURE_TTL_S` when the origin could not be reached).
+
+    `crawl` (the crawl's deadline, a `time.time()`) keeps one crawl's rules from another's:
+    a Spark Python worker reused by the next crawl fetches robots.txt anew, and the rules of
+    a crawl whose deadline has passed are dropped. None shares the rules within the process.
+    """
 
     def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._origin_locks: dict[str, threading.Lock] = {}
-        self._rules: dict[str, tuple[float, RobotsRules]] = {}
+        self._lock = threading.Lock()  # guards both dicts
+        self._origin_locks: dict[tuple, threading.Lock] = {}
+        self._rules: dict[tuple, tuple[float, RobotsRules]] = {}
 
     def rules(
-        self, origin: str, config: CrawlConfig, fetch: Callable[[str], dict[str, Any]]
+        self,
+        origin: str,
+        config: CrawlConfig,
+        fetch: Callable[[str], dict[str, Any]],
+        crawl: float | None = None,
     ) -> RobotsRules:
         """The rules of `origin` ('https://host:port'); `fetch` gets its robots.txt URL."""
-        key = f"{origin} {config.user_agent} {sorted(config.allow_private_hosts)}"
+        key = (origin, config.user_agent, tuple(sorted(config.allow_private_hosts)), crawl)
         with self._lock:
             origin_lock = self._origin_locks.setdefault(key, threading.Lock())
         with origin_lock:
-            cached = self._rules.get(key)
+            with self._lock:
+                cached = self._rules.get(key)
             if cached is None or cached[0] < time.monotonic():
                 record = fetch(f"{origin}/robots.txt")
                 ttl = ROBOTS_TTL_S if record["status"] is not None else ROBOTS_FAILURE_TTL_S
                 cached = (time.monotonic() + ttl, parse_robots(record))
-                self._rules[key] = cached
+                with self._lock:
+                    self._drop_stale()
+                    self._rules[key] = cached
             return cached[1]
+
+    def clear(self) -> None:
+        """Forget every origin's rules (the next request fetches robots.txt again)."""
+        with self._lock:
+            self._rules.clear()
+            self._origin_locks.clear()
+
+    def _drop_stale(self) -> None:
+        """Drop expired rules and those of crawls past their deadline; `_lock` is held."""
+        now, wall = time.monotonic(), time.time()
+        for key in [
+            key
+            for key, (expires, _) in self._rules.items()
+            if expires < now or (key[3] is not None and key[3] < wall)
+        ]:
+            del self._rules[key]
+            self._origin_locks.pop(key, None)
 
 
 ROBOTS = RobotsCache()

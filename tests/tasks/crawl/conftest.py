@@ -1,5 +1,6 @@
 """Fixtures for the crawl tests: a free port, a misbehaving HTTP server on 127.0.0.1, and a
-site whose redirects leave the crawl's scope."""
+site whose redirects leave the crawl's scope; every test starts with this process's robots.txt
+cache and host gate empty."""
 
 from __future__ import annotations
 
@@ -17,6 +18,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from tasks.config import CrawlConfig
+from tasks.crawl.politeness import GATE
+from tasks.crawl.robots import ROBOTS
 
 BIG_BYTES = 50_000_000
 # 40 MB of zeros, about 40 KB gzipped: decoded in full it would be 40x the test's size cap.
@@ -27,9 +30,10 @@ LATIN_TEXT = (
 )
 SITEMAP_NS = "http://www.sitemaps.org/schemas/sitemap/0.9"
 LISTED = ["/ok.html", "/etag.html", "/latin.html"]  # the pages /sitemap.xml.gz lists
+SLOW_S = 6.0  # /slow.html's delay: three times `_fault_config`'s 2 s read and total timeouts
 FAULTS = {
     "/ok.html": "a page",
-    "/slow.html": "headers come after 3 s",
+    "/slow.html": f"headers come after {SLOW_S:g} s",
     "/drip.html": "the body drips a byte per 0.1 s",
     "/500.html": "always 500",
     "/flaky.html": "503 once, then 200",
@@ -60,9 +64,11 @@ SCOPE_REDIRECTS = {  # the redirect pages of `scope_site`, by path: (target, wha
 def _fault_config(**overrides: object) -> CrawlConfig:
     values = dict(
         allow_private_hosts=["127.0.0.1"],
+        # Long enough that a stalled scheduler on a loaded machine does not turn into a retry
+        # (the tests count hits); /slow.html (SLOW_S) and /drip.html (10 s) still time out.
         timeout_s=2.0,
-        connect_timeout_s=1.0,
-        read_timeout_s=0.5,
+        connect_timeout_s=3.0,
+        read_timeout_s=2.0,
         max_retries=2,
         backoff_s=0.05,
         max_retry_after_s=1.5,
@@ -98,7 +104,7 @@ class _FaultHandler(BaseHTTPRequestHandler):
             links = "".join(f'<a href="{p}">{p}</a>\n' for p in FAULTS)
             self._send(200, f"<html><body>{links}</body></html>".encode())
         elif path == "/slow.html":
-            time.sleep(3)
+            time.sleep(SLOW_S)
             self._send(200, b"too late")
         elif path == "/drip.html":
             self._send(200, b"", length=1000)
@@ -243,9 +249,26 @@ def scope_site() -> Iterator[ScopeSite]:
         yield ScopeSite(base, hits, outside, outside_hits)
 
 
+@pytest.fixture(autouse=True)
+def _empty_crawl_caches() -> None:
+    """Start each test with no robots.txt rules and no host-gate state in this process: test
+    servers bind port 0, so a later server can get an earlier one's port (origin) and would
+    otherwise inherit its rules, a cached failure ('connection refused') or its next start."""
+    ROBOTS.clear()
+    GATE.clear()
+
+
+@pytest.fixture(scope="session")
+def _held_ports() -> Iterator[ExitStack]:
+    with ExitStack() as sockets:
+        yield sockets
+
+
 @pytest.fixture()
-def closed_port() -> int:
-    """A port on 127.0.0.1 that nothing listens on (bound, then released)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+def closed_port(_held_ports: ExitStack) -> int:
+    """A port on 127.0.0.1 that nothing listens on: bound, never listening (connections are
+    refused), and held until the session ends, so no later test server gets it while a reused
+    Spark worker may still cache the failure of its robots.txt."""
+    sock = _held_ports.enter_context(socket.socket())
+    sock.bind(("127.0.0.1", 0))
+    return sock.getsockname()[1]

@@ -156,9 +156,9 @@ def test_time_budget_stops_fetching_and_accounts_the_rest(
     assert time.time() - started < 8.0 + 60.0
     rows = read_rows(spark, tmp_path / "pages", base)
     fetched = [r for r in rows.values() if r["outcome"] != "budget"]
-    for row in fetched:
+    for row in fetched:  # the budget stops fetches at 8 s; 3 s more for a loaded machine
         ended = datetime.fromisoformat(row["fetched_at"]).timestamp() + row["fetch_ms"] / 1000
-        assert ended <= started + 8.0 + 0.5, row["url"]
+        assert ended <= started + 8.0 + 3.0, row["url"]
     # 'budget: time', or 'budget: time (crawl delay of <host>)' when the host's next request
     # would have had to wait past the deadline: which one depends on the machine's speed
     reasons = {r["error"] for r in rows.values() if r["outcome"] == "budget"}
@@ -169,15 +169,17 @@ def test_time_budget_stops_fetching_and_accounts_the_rest(
 
 def test_a_partition_stops_at_the_deadline(fault_server, fault_config):
     base, _ = fault_server
-    config = fault_config(host_delay_s=0.5, max_retries=0)
-    urls = [f"{base}/ok.html?n={i}" for i in range(10)]  # answered 404: the server wants /ok.html
+    config = fault_config(host_delay_s=1.0, max_retries=0)
+    urls = [f"{base}/ok.html?n={i}" for i in range(20)]  # answered 404: the server wants /ok.html
     frontier = [{"url": u, **dict.fromkeys(PREVIOUS_COLUMNS)} for u in urls]
     started = time.time()
-    rows = list(fetch_partition(frontier, 1, config, lambda url: True, started + 1.2))
-    assert time.time() - started < 1.2 + 0.5
+    rows = list(fetch_partition(frontier, 1, config, lambda url: True, started + 3.0))
+    # without the deadline the twenty requests, 1 s apart, would take 19 s and more
+    assert time.time() - started < 3.0 + 5.0
     outcomes = [row[FETCHED_SCHEMA.names.index("outcome")] for row in rows]
-    # 0.5 s between requests: 3 start in 1.2 s (robots.txt is not gated); the rest are refused.
-    assert len(rows) == 10 and 2 <= 10 - outcomes.count("budget") <= 4
+    # 1 s between requests: at most 3 start in 3 s (robots.txt is not gated, but on a loaded
+    # machine it can take a while, leaving room for fewer); the rest are refused.
+    assert len(rows) == 20 and 1 <= 20 - outcomes.count("budget") <= 3
 
 
 def test_sitemaps_seed_and_a_recrawl_keeps_unchanged_pages(

@@ -13,7 +13,7 @@ from tasks.config import CrawlConfig
 from tasks.crawl.fetch import fetch_url
 from tasks.crawl.politeness import HostGate, OutOfTime
 from tasks.crawl.pydoc_site import serve_site
-from tasks.crawl.robots import parse_robots
+from tasks.crawl.robots import RobotsCache, parse_robots
 
 AGENT = CrawlConfig().user_agent
 ROBOTS = """User-agent: lmforge-crawler
@@ -43,6 +43,32 @@ def test_missing_robots_allows_and_failing_robots_refuses():
     assert down.verdict("http://h/x", AGENT) == "robots: http 503"
     refused = parse_robots(robots_record(None, error="connection refused: [Errno 111]"))
     assert refused.verdict("http://h/x", AGENT).startswith("connection refused")
+
+
+def test_the_cache_fetches_robots_once_per_origin_and_crawl():
+    cache, config, fetched = RobotsCache(), CrawlConfig(), []
+
+    def fetch(url: str) -> dict:
+        fetched.append(url)
+        return robots_record(200, ROBOTS)
+
+    crawl = time.time() + 60  # a crawl's deadline
+    for origin in ("http://h:1", "http://h:1", "http://h:2", "http://h:1"):
+        cache.rules(origin, config, fetch, crawl)
+    assert fetched == ["http://h:1/robots.txt", "http://h:2/robots.txt"]
+    cache.rules("http://h:1", config, fetch, crawl + 1)  # the next crawl, e.g. in a reused worker
+    assert len(fetched) == 3
+    cache.rules("http://h:1", config, fetch)
+    cache.rules("http://h:1", config, fetch)  # no crawl: shared within the process
+    assert len(fetched) == 4
+    past = time.time() - 1  # a crawl whose deadline has passed: its rules go at the next fetch
+    cache.rules("http://h:1", config, fetch, past)
+    cache.rules("http://h:3", config, fetch, crawl)
+    cache.rules("http://h:1", config, fetch, past)
+    assert len(fetched) == 7
+    cache.clear()
+    assert cache.rules("http://h:2", config, fetch, crawl).verdict("http://h:2/a", AGENT) is None
+    assert fetched[-1] == "http://h:2/robots.txt" and len(fetched) == 8
 
 
 def test_fetch_url_honours_disallow_and_crawl_delay(tmp_path: Path):

@@ -49,13 +49,16 @@ def test_a_slow_call_is_given_up_on_outside_the_main_thread() -> None:
 
 
 def test_the_limit_holds_inside_spark_python_workers(spark) -> None:
-    def bounded(seconds: float) -> str:
+    def bounded(seconds: float) -> tuple[str, float]:
+        started = time.monotonic()  # in the worker: Spark's start-up is not the call's time
         try:
-            return call_with_time_limit(0.3, slow, seconds)
+            got = call_with_time_limit(0.3, slow, seconds)
         except TimeLimitExceeded:
-            return "stopped in " + threading.current_thread().name
+            got = "stopped in " + threading.current_thread().name
+        return got, time.monotonic() - started
 
-    started = time.monotonic()
-    got = spark.sparkContext.parallelize([0.01, 30.0], 2).map(bounded).collect()
-    assert got == ["done", "stopped in MainThread"]
-    assert time.monotonic() - started < 20.0
+    [(fast, _), (stopped, took)] = (
+        spark.sparkContext.parallelize([0.01, 30.0], 2).map(bounded).collect()
+    )
+    assert (fast, stopped) == ("done", "stopped in MainThread")
+    assert took < 10.0  # the 0.3 s limit, with room for a loaded machine; unlimited: 30 s
