@@ -275,7 +275,7 @@ def build_shards(
 
 
 def make_job(preset: str, overrides: list[str], data_dir: Path, out_dir: Path) -> dict[str, Any]:
-    """The job.json the train step writes (tasks/train/trainer.py), without MLflow."""
+    """The job.json the train step writes (tasks/train/tracked_launch.py), without MLflow."""
     from tasks.config import load_config
 
     config = load_config(ROOT / "configs" / preset, overrides)

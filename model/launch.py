@@ -23,6 +23,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from model import events
 from model.config import TrainConfig
 from model.engine import check_train_config
 
@@ -148,10 +149,14 @@ PORT_TAKEN = "address already in use"  # TCPStore's EADDRINUSE message, lower-ca
 
 
 def run_launcher(
-    command: list[str], env: dict[str, str], on_line: Callable[[str], None] | None
+    command: list[str],
+    env: dict[str, str],
+    on_line: Callable[[str], None] | None,
+    on_event: Callable[[dict[str, Any]], None] | None = None,
 ) -> tuple[int, deque[str]]:
-    """Run the launcher to its end, passing each output line on; (exit code, last lines). Any
-    exception here (a cancelled flow run) stops the launcher and every rank first."""
+    """Run the launcher to its end, passing each output line on, and each event line
+    (model/events.py) parsed to `on_event` instead; (exit code, last lines). Any exception
+    here (a cancelled flow run) stops the launcher and every rank first."""
     tail: deque[str] = deque(maxlen=TAIL_LINES)
     with subprocess.Popen(
         command,  # run in our working directory, so relative paths in the job mean the same
@@ -167,6 +172,11 @@ def run_launcher(
         try:
             for raw in process.stdout:
                 line = raw.rstrip("\n")
+                event = events.parse(line)
+                if event is not None:
+                    if on_event is not None:
+                        on_event(event)
+                    continue
                 tail.append(line)
                 if on_line is not None:
                     on_line(line)
@@ -177,9 +187,13 @@ def run_launcher(
 
 
 def launch_training(
-    job: dict[str, Any], out_dir: Path, on_line: Callable[[str], None] | None = None
+    job: dict[str, Any],
+    out_dir: Path,
+    on_line: Callable[[str], None] | None = None,
+    on_event: Callable[[dict[str, Any]], None] | None = None,
 ) -> dict[str, Any]:
-    """Write out_dir/job.json, train with the launcher, return the parsed train_summary.json."""
+    """Write out_dir/job.json, train with the launcher, return the parsed train_summary.json.
+    `on_line` gets every output line, `on_event` every progress event (model/events.py)."""
     out_dir = Path(out_dir).resolve()
     out_dir.mkdir(parents=True, exist_ok=True)
     job_path = out_dir / "job.json"
@@ -202,7 +216,7 @@ def launch_training(
             train.get("hostfile", ""),
             train.get("master_addr", ""),
         )
-        code, tail = run_launcher(command, env, on_line)
+        code, tail = run_launcher(command, env, on_line, on_event)
         # The rendezvous port was free when chosen, but something took it before rank 0
         # listened on it (seconds later): nothing ran yet, so try another port.
         taken = code != 0 and any(PORT_TAKEN in line.lower() for line in tail)

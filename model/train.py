@@ -33,6 +33,7 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
+from model import events
 from model.checkpoint import export_model, load_weights, model_with_weights
 from model.config import TrainConfig
 from model.data import Batch
@@ -292,10 +293,14 @@ class StepLog:
             self.tracker.log_metrics(metrics, step)
             shown = " | ".join(f"{k} {v:.4g}" for k, v in metrics.items())
             print(f"step {step}/{self.tc.steps} | {shown}", flush=True)
+            events.emit("step", step=step, steps=self.tc.steps, metrics=metrics)
 
-    def say(self, text: str) -> None:
+    def say(self, text: str, kind: str = "", **fields: Any) -> None:
+        """Print `text` for the log and, with `kind`, the same news as an event (rank 0)."""
         if self.rank == 0:
             print(text, flush=True)
+            if kind:
+                events.emit(kind, **fields)
 
 
 class Evaluation:
@@ -355,7 +360,8 @@ def train(job: Job) -> dict[str, Any] | None:
     )
     progress, resumed = checkpoints.resume(guard)
     if resumed is not None:
-        log.say(f"resumed from {resumed} at step {progress.step}")
+        text = f"resumed from {resumed} at step {progress.step}"
+        log.say(text, "resumed", step=progress.step, checkpoint=str(resumed))
     log.start(progress)
     train_loss = math.nan
     try:
@@ -372,14 +378,31 @@ def train(job: Job) -> dict[str, Any] | None:
             if verdict.action == "rollback":
                 progress = checkpoints.rollback(progress, verdict.reason)
                 set_lr_now(engine)
-                log.say(
+                text = (
                     f"guard: {verdict.reason}: rolled back to step {progress.step}, lr x "
                     f"{guard.lr_scale:g} (rollback {guard.rollbacks} of {tc.max_rollbacks})"
+                )
+                log.say(
+                    text,
+                    "guard",
+                    step=step,
+                    action="rollback",
+                    reason=verdict.reason,
+                    to_step=progress.step,
+                    counts=guard.counts(),
                 )
                 log.start(progress)
                 continue
             if verdict.action == "skip":
-                log.say(f"guard: step {step}: {verdict.reason} ({guard.bad_steps} in all)")
+                text = f"guard: step {step}: {verdict.reason} ({guard.bad_steps} in all)"
+                log.say(
+                    text,
+                    "guard",
+                    step=step,
+                    action="skip",
+                    reason=verdict.reason,
+                    counts=guard.counts(),
+                )
             if verdict.applied and average is not None:
                 average.update()
             if step == 1:
@@ -438,6 +461,7 @@ def train(job: Job) -> dict[str, Any] | None:
         }
         write_atomically(job.out_dir / SUMMARY, json.dumps(summary, indent=2) + "\n")
         print(f"done: {json.dumps(summary)}", flush=True)
+        events.emit("done", summary=summary)
     dist.barrier()  # the summary is written before any rank says it finished
     write_completion(job.out_dir, rank, world)
     dist.barrier()  # every rank's record is written before any rank starts its teardown

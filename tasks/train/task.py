@@ -1,15 +1,16 @@
 """Prefect entry point of the train step: the `deepspeed` launcher as a subprocess.
 
-Its output streams into the task run's log; the `step N/M` lines rank 0 prints move a progress
-artifact. A failure raises with the launcher's exit code and its last lines; cancelling the
-flow run (SIGTERM, which Prefect turns into an exception here) stops every rank, because
-`launch_training` kills the launcher's process group on any exception.
+Its output streams into the task run's log; the `step` events rank 0 sends (model/events.py)
+move a progress artifact. A failure raises with the launcher's exit code and its last lines;
+cancelling the flow run (SIGTERM, which Prefect turns into an exception here) stops every
+rank, because `launch_training` kills the launcher's process group on any exception.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
+from pathlib import Path
+from typing import Any
 
 from prefect import get_run_logger, task
 from prefect.artifacts import create_progress_artifact, update_progress_artifact
@@ -19,25 +20,26 @@ from prefect.states import State
 from tasks.common.step import StepResult, run_step
 from tasks.common.task import finished
 from tasks.config import LmforgeConfig
-from tasks.train.trainer import train_model
-
-STEP_LINE = re.compile(r"^step (\d+)/(\d+)\b")
+from tasks.train.tracked_launch import train_model
 
 
-def progress_reporter(log: Callable[[str], None]) -> Callable[[str], None]:
-    """A line handler that logs every launcher line and moves the `train-progress` artifact."""
+def progress_reporter(
+    logger: Any,
+) -> tuple[Callable[[str], None], Callable[[dict[str, Any]], None]]:
+    """(line handler, event handler): every launcher line goes to the task run's log; the
+    ranks' `step` events (model/events.py) move the `train-progress` artifact, and `guard`
+    events are logged as warnings."""
     artifact_id = create_progress_artifact(
         0.0, key="train-progress", description="training steps done, percent"
     )
 
-    def on_line(line: str) -> None:
-        log(line)
-        match = STEP_LINE.match(line)
-        if match:
-            done, total = int(match.group(1)), int(match.group(2))
-            update_progress_artifact(artifact_id, 100.0 * done / max(total, 1))
+    def on_event(event: dict[str, Any]) -> None:
+        if event["event"] == "step":
+            update_progress_artifact(artifact_id, 100.0 * event["step"] / max(event["steps"], 1))
+        elif event["event"] == "guard":
+            logger.warning("training guard at step %s: %s", event["step"], event["reason"])
 
-    return on_line
+    return logger.info, on_event
 
 
 @task(name="train", cache_policy=NO_CACHE, timeout_seconds=72 * 3600)
@@ -47,6 +49,11 @@ def train_step(
     """Train the GPT on the token shards (from the weights of the exported model `init_from`,
     when given); its output folder holds checkpoints and the export."""
     logger = get_run_logger()
+
+    def train(out: Path) -> dict[str, Any]:
+        on_line, on_event = progress_reporter(logger)  # only when the step runs
+        return train_model(config, tokens, upstream, out, on_line, init_from, on_event)
+
     settings = config.to_dict()
     identity = {
         "model": settings["model"],
@@ -63,9 +70,7 @@ def train_step(
         # the ranks run `model.train` under the deepspeed launcher (`--module model.train`,
         # model/launch.py): a subprocess, not an import, so it is named here
         [__name__, "model.train"],
-        lambda out: train_model(
-            config, tokens, upstream, out, progress_reporter(logger.info), init_from
-        ),
+        train,
     )
     if not result.skipped and "teardown_warning" in result.stats:
         logger.warning("the output is kept: %s", result.stats["teardown_warning"])

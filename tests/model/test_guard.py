@@ -87,8 +87,17 @@ def test_poisoned_and_spiking_batches_are_skipped_and_rolled_back(
     spec = job(tiny_corpus, tmp_path / "run", **GUARDED)
     spec["tracking"] = {"uri": uri, "run_id": run_id}
     lines: list[str] = []
-    summary = launch_training(spec, tmp_path / "run", lines.append)
+    events: list[dict] = []
+    summary = launch_training(spec, tmp_path / "run", lines.append, events.append)
     guard_lines = [line for line in lines if line.startswith("guard: ")]
+    # the same news as structured events (model/events.py), kept out of the printed lines
+    assert not any(line.startswith("@lmforge-event") for line in lines)
+    guards = [(e["step"], e["action"]) for e in events if e["event"] == "guard"]
+    assert guards == [(7, "skip"), (12, "skip"), (13, "skip"), (14, "rollback"), (18, "rollback")]
+    steps = [e["step"] for e in events if e["event"] == "step"]
+    assert steps[-1] == 20 and steps.count(11) == 2  # step 11 ran again after the rollback
+    (done,) = [e for e in events if e["event"] == "done"]
+    assert done["summary"]["health"] == "recovered"
     assert any("step 7: non-finite step skipped" in line for line in guard_lines)
     assert any(
         "step 14: 3 non-finite steps in a row" in line and "rolled back to step 10" in line

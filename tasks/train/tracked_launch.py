@@ -1,4 +1,5 @@
-"""Train step logic: open the MLflow run, write the job, run the `deepspeed` launcher."""
+"""The train step's work: open its MLflow run, write the job, run the `deepspeed` launcher,
+close the run with the outcome (the step's Prefect entry point is task.py)."""
 
 from __future__ import annotations
 
@@ -38,6 +39,7 @@ def train_model(
     out_dir: Path,
     on_line: Callable[[str], None] | None = None,
     init_from: str = "",
+    on_event: Callable[[dict[str, Any]], None] | None = None,
 ) -> dict[str, Any]:
     """Train on the shards of `tokens` into `out_dir` (starting from the exported model folder
     `init_from`, when given); returns the launcher's summary + run id."""
@@ -64,7 +66,7 @@ def train_model(
     if init_from:
         job["init_from"] = init_from
     try:
-        summary = launch_training(job, out_dir, on_line)
+        summary = launch_training(job, out_dir, on_line, on_event)
     except BaseException:
         tracking.end_run(config, run_id, "FAILED")
         raise
