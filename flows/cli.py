@@ -43,7 +43,7 @@ def use_local_prefect(config: LmforgeConfig) -> None:
         os.environ["PREFECT_HOME"] = str(home)
 
 
-def format_summary(summary: dict[str, Any], config: LmforgeConfig, seconds: float) -> str:
+def format_summary(summary: dict[str, Any], seconds: float) -> str:
     """The closing report of `lmforge run`, with the commands to open both UIs."""
     prefect_home = os.environ.get("PREFECT_HOME", "~/.prefect")
     lines = [
@@ -90,7 +90,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     summary = pipeline(config_path=args.config, overrides=args.set)
     if args.summary_json:
         Path(args.summary_json).write_text(json.dumps(summary, indent=2))
-    print(format_summary(summary, config, time.monotonic() - started))
+    print(format_summary(summary, time.monotonic() - started))
     return 0
 
 

@@ -30,7 +30,9 @@ def funnel_rows(stats: dict[str, Any]) -> list[dict[str, Any]]:
     one row per drop reason (`dropped_<reason>` counts in the step's stats)."""
     rows: list[dict[str, Any]] = []
     previous = None
-    for stage, left in stats.get("funnel", {}).items():
+    funnel = stats.get("funnel", {})
+    for stage in stats.get("funnel_order") or list(funnel):  # stats.json sorts its keys
+        left = funnel[stage]
         removed = "" if previous is None else previous - left
         rows.append({"stage": stage, "documents": left, "removed": removed, "reason": ""})
         previous = left

@@ -77,6 +77,8 @@ def curate_documents(
         **funnel(n_input, stages, drop_counts(written, "drop_stage")),
         "kept": n_kept,
     }
+    # stats.json is written with sorted keys: the stages' pipeline order travels beside it
+    stats["funnel_order"] = list(stats["funnel"])
     if n_kept + sum(reasons.values()) != n_input:
         raise RuntimeError(f"curate lost documents: {stats}")
     return stats

@@ -48,8 +48,11 @@ def data_section(steps: dict[str, dict[str, Any]]) -> list[str]:
     curate = steps.get("curate", {}).get("stats", {})
     if curate.get("funnel"):
         lines += ["### Curate funnel (documents left after each stage)", ""]
-        # stats.json sorts its keys; the stages' order is that of the counts, which only fall
-        funnel = sorted(curate["funnel"].items(), key=lambda kv: (-kv[1], kv[0] == "kept"))
+        # in pipeline order (stats.json sorts its keys; `funnel_order` keeps the stages' order)
+        order = curate.get("funnel_order") or sorted(
+            curate["funnel"], key=lambda k: (-curate["funnel"][k], k == "kept")
+        )
+        funnel = [(stage, curate["funnel"][stage]) for stage in order]
         lines += _table(funnel, ("stage", "documents"))
     drops = [(k.removeprefix("dropped_"), v) for k, v in curate.items() if k.startswith("dropped_")]
     if drops:

@@ -50,3 +50,20 @@ def test_only_network_errors_retry_the_crawl():
     assert network_failure(None, None, Failed(data=TimeoutError("read timed out")))
     assert not network_failure(None, None, Failed(data=ValueError("crawl.max_pages must be")))
     assert not network_failure(None, None, Failed(data=FileNotFoundError("books_dir")))
+
+
+def test_funnels_keep_pipeline_order_after_a_round_trip_through_stats_json() -> None:
+    import json
+
+    from tasks.register.model_card import data_section
+
+    stats = {"input": 10, "kept": 6, "dropped_length": 3, "dropped_near_dup": 1}
+    stats["funnel"] = {"input": 10, "length": 10, "links": 7, "near_dedup": 6, "kept": 6}
+    stats["funnel_order"] = list(stats["funnel"])
+    stored = json.loads(json.dumps(stats, sort_keys=True))  # as stats.json holds it
+    order = ["input", "length", "links", "near_dedup", "kept"]
+    assert [r["stage"] for r in funnel_rows(stored) if r["stage"] != "dropped"] == order
+    card = "\n".join(data_section({"curate": {"fingerprint": "f", "path": "p", "stats": stored}}))
+    assert [card.index(f"| {stage} |") for stage in order] == sorted(
+        card.index(f"| {stage} |") for stage in order
+    )
