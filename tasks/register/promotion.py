@@ -1,12 +1,14 @@
 """The promotion gate: does a new version beat the registered `champion` by the set margin?
 
-A version's evaluation lives in its tags (`lmforge.eval.<metric>`), so the gate needs nothing
+A version's evaluation lives in its tags (all numbers as JSON in `lmforge.eval`, the gate's
+metrics also one by one as `lmforge.eval.<metric>`), so the gate needs nothing
 but the registry. The decision records both sets of numbers; registry.py writes it to the new
 version's description and tags and moves the `champion` alias only when `promote` is true.
 """
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass, field
 from typing import Any
@@ -58,8 +60,26 @@ class Decision:
         }
         if self.champion_version is not None:
             tags["lmforge.promotion.champion_version"] = str(self.champion_version)
-        tags |= {f"lmforge.promotion.champion.{k}": repr(v) for k, v in self.champion.items()}
+        if self.champion:
+            tags["lmforge.promotion.champion"] = json.dumps(self.champion)
         return tags
+
+
+def eval_tags(metrics: dict[str, float], gate_metrics: list[str]) -> dict[str, str]:
+    """A version's evaluation as tags: every number in one JSON tag (`lmforge.eval`), and the
+    gate's metrics one by one, where the MLflow page shows them (17 tags crowded it)."""
+    tags = {EVAL_TAG.rstrip("."): json.dumps({k: float(v) for k, v in sorted(metrics.items())})}
+    tags |= {f"{EVAL_TAG}{m}": repr(float(metrics[m])) for m in gate_metrics if m in metrics}
+    return tags
+
+
+def recorded_metrics(tags: dict[str, str]) -> dict[str, float]:
+    """The evaluation a version's tags record (the JSON tag, and per-metric tags, as older
+    versions have only those)."""
+    found = {k.removeprefix(EVAL_TAG): float(v) for k, v in tags.items() if k.startswith(EVAL_TAG)}
+    if EVAL_TAG.rstrip(".") in tags:
+        found |= {k: float(v) for k, v in json.loads(tags[EVAL_TAG.rstrip(".")]).items()}
+    return found
 
 
 def decide(
@@ -84,11 +104,8 @@ def decide(
         return Decision(False, reason, mine, {}, champion_version)
     if champion_tags is None:
         return Decision(True, "first version with an evaluation: no champion to beat", mine)
-    theirs = {
-        m: float(champion_tags[EVAL_TAG + m])
-        for m in settings.promote_metrics
-        if EVAL_TAG + m in champion_tags
-    }
+    recorded = recorded_metrics(champion_tags)
+    theirs = {m: recorded[m] for m in settings.promote_metrics if m in recorded}
     lacking = [m for m in settings.promote_metrics if m not in theirs]
     if lacking:
         reason = f"champion version {champion_version} has no recorded {lacking} to compare"

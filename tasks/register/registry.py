@@ -1,7 +1,8 @@
 """Register step logic: log a model as an MLflow pyfunc, register it, run the promotion gate.
 
-Every new version gets the alias `candidate` and its evaluation as `lmforge.eval.<metric>`
-tags; `champion` moves to it only when the gate (promotion.py) says so, and the decision with
+Every new version gets the alias `candidate` and its evaluation as tags (promotion.eval_tags:
+every number in one JSON tag, the gate's metrics one by one) and as a table in its description;
+`champion` moves to it only when the gate (promotion.py) says so, and the decision with
 both sets of numbers goes to the version's description and tags. The model card
 (model_card.md) is logged with the model, so it travels with every download of the version.
 """
@@ -18,7 +19,7 @@ from model.guard import HEALTH_TAG
 from tasks.common.step import StepResult
 from tasks.config import LmforgeConfig, RegisterConfig
 from tasks.register.model_card import model_card, upstream_outputs
-from tasks.register.promotion import EVAL_TAG, Decision, decide
+from tasks.register.promotion import Decision, decide, eval_tags
 
 PYFUNC_CODE = Path(__file__).with_name("pyfunc_model.py")
 MODEL_PACKAGE = Path(model_package.__file__).parent
@@ -89,14 +90,16 @@ def register_version(
             signature=text_signature(),
             pip_requirements=["torch==2.13.0", "tokenizers", "safetensors", "numpy"],
         )
-    eval_tags = {f"{EVAL_TAG}{k}": repr(float(v)) for k, v in metrics.items()}
+    numbers = eval_tags(metrics, (gate or config.register).promote_metrics)
     version = mlflow.register_model(
-        info.model_uri, name, tags={**tags, **eval_tags, **decision.tags()}
+        info.model_uri, name, tags={**tags, **numbers, **decision.tags()}
     )
     number = int(version.version)
     client = MlflowClient(config.mlflow_uri())
     verdict = decision.to_dict()
-    description = f"Run {run_id}. {verdict['decision']}: {verdict['reason']}"
+    description = f"Run {run_id}. {verdict['decision']}: {verdict['reason']}\n\n"
+    description += "| metric | value |\n|---|---|\n"  # every number where a reader looks
+    description += "".join(f"| {k} | {float(v):.6g} |\n" for k, v in sorted(metrics.items()))
     client.update_model_version(name, str(number), description=description)
     client.set_registered_model_alias(name, CANDIDATE, str(number))
     if decision.promote:

@@ -95,8 +95,12 @@ def test_versions_aliases_descriptions_and_cards(registry, tiny_model: Path) -> 
     assert int(client.get_model_version_by_alias(name, "candidate").version) == 3
     second = client.get_model_version(name, "2")
     assert "1.9900 vs champion 2.0000" in second.description
-    assert second.tags["lmforge.promotion.champion.val_bpb"] == "2.0"
+    assert json.loads(second.tags["lmforge.promotion.champion"]) == {"val_bpb": 2.0}
     assert second.tags["lmforge.eval.val_bpb"] == "1.99"
+    # every number in one tag and in the description; only the gate's metric one by one
+    assert json.loads(second.tags["lmforge.eval"]) == {"mc_acc": 0.5, "val_bpb": 1.99}
+    assert "lmforge.eval.mc_acc" not in second.tags
+    assert "| mc_acc | 0.5 |" in second.description
     mlflow.set_tracking_uri(config.mlflow_uri())
     card = mlflow.artifacts.download_artifacts(f"models:/{name}/2/artifacts/model_card.md")
     assert "1.9900 vs champion" in Path(card).read_text()
