@@ -24,8 +24,8 @@ from pathlib import Path
 from typing import Any
 
 from model import events
-from model.config import TrainConfig
 from model.engine import check_train_config
+from model.job import Job
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 TAIL_LINES = 50
@@ -187,34 +187,31 @@ def run_launcher(
 
 
 def launch_training(
-    job: dict[str, Any],
+    job: Job | dict[str, Any],
     out_dir: Path,
     on_line: Callable[[str], None] | None = None,
     on_event: Callable[[dict[str, Any]], None] | None = None,
 ) -> dict[str, Any]:
     """Write out_dir/job.json, train with the launcher, return the parsed train_summary.json.
     `on_line` gets every output line, `on_event` every progress event (model/events.py)."""
+    if not isinstance(job, Job):  # the job.json form (tests, benchmarks): checked once, here
+        job = Job.from_dict(job)
     out_dir = Path(out_dir).resolve()
     out_dir.mkdir(parents=True, exist_ok=True)
     job_path = out_dir / "job.json"
-    job_path.write_text(json.dumps(job, indent=2) + "\n")
+    job_path.write_text(json.dumps(job.to_dict(), indent=2) + "\n")
     # This attempt's records only: an earlier attempt's must not vouch for this one.
     (out_dir / SUMMARY).unlink(missing_ok=True)
     shutil.rmtree(out_dir / FINISHED, ignore_errors=True)
-    train = job["train"]
-    num_ranks = int(train["num_ranks"])
-    if num_ranks < 1:
-        raise ValueError(f"train.num_ranks must be >= 1, got {num_ranks}")
+    train = job.train
+    if train.num_ranks < 1:
+        raise ValueError(f"train.num_ranks must be >= 1, got {train.num_ranks}")
     env = launcher_env()
     # A setting DeepSpeed would refuse fails here, before any rank starts.
-    check_train_config(TrainConfig(**train), env["DS_ACCELERATOR"])
+    check_train_config(train, env["DS_ACCELERATOR"])
     for attempt in range(PORT_ATTEMPTS):
         command = launcher_command(
-            job_path,
-            num_ranks,
-            free_port(),
-            train.get("hostfile", ""),
-            train.get("master_addr", ""),
+            job_path, train.num_ranks, free_port(), train.hostfile, train.master_addr
         )
         code, tail = run_launcher(command, env, on_line, on_event)
         # The rendezvous port was free when chosen, but something took it before rank 0

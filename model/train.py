@@ -2,12 +2,9 @@
 
     DS_ACCELERATOR=cpu deepspeed --num_gpus 2 --no_local_rank --module model.train --job job.json
 
-The job JSON (written by `model.launch.launch_training`) holds `model` (ModelConfig), `train`
-(TrainConfig), `data_dir` (a tokenize output folder), `out_dir`, `tracking` (`uri`, `run_id`)
-and optionally `init_from` (an exported model folder whose weights start the run) and `sft`
-(`train`, `val` JSONL files and `tokenizer`: fine-tune on chat examples instead of token shards;
-`data_dir` is then not needed). Every rank trains on its own disjoint stream of batches; rank 0
-alone logs, prints and exports. A run whose out_dir holds a complete checkpoint resumes from it.
+The job JSON is a `model.job.Job`, written by `model.launch.launch_training`. Every rank trains
+on its own disjoint stream of batches; rank 0 alone logs, prints and exports. A run whose
+out_dir holds a complete checkpoint resumes from it.
 Output in out_dir: metrics.jsonl, checkpoints/ (model/resume.py), model/ (model.safetensors,
 config.json, tokenizer.json) and train_summary.json.
 """
@@ -49,55 +46,14 @@ from model.engine import (
 from model.faults import from_env
 from model.files import file_hashes, write_atomically
 from model.flops import flops_per_token, mfu
-from model.gpt import GPT, ModelConfig
+from model.gpt import GPT
 from model.guard import HEALTH_TAG, STOPPED, Guard, TrainingStopped
 from model.inputs import open_data
+from model.job import Job, load_job
 from model.launch import SUMMARY, write_completion
 from model.resume import latest_good_checkpoint, load_checkpoint, save_checkpoint
 from model.sft import IGNORE
 from model.tracking import Tracker, make_tracker
-
-
-@dataclass
-class Job:
-    """One training job, as read from job.json."""
-
-    model: ModelConfig
-    train: TrainConfig
-    data_dir: Path | None
-    out_dir: Path
-    tracking_uri: str = ""
-    run_id: str = ""
-    init_from: Path | None = None
-    sft: dict[str, str] | None = None
-
-
-def load_job(path: Path) -> Job:
-    """Read and type-check job.json; a missing or unknown key fails with its name."""
-    raw = json.loads(Path(path).read_text())
-    sft = raw.get("sft")
-    missing = {"model", "train", "out_dir"} - set(raw) | (
-        {"data_dir"} - set(raw) if not sft else set()
-    )
-    if sft is not None and set(sft) != {"train", "val", "tokenizer"}:
-        raise ValueError(f"{path}: 'sft' needs exactly the keys train, val, tokenizer; got {sft}")
-    if missing:
-        raise ValueError(f"{path}: missing key(s) {sorted(missing)}")
-    try:
-        model, train = ModelConfig(**raw["model"]), TrainConfig(**raw["train"])
-    except TypeError as err:
-        raise ValueError(f"{path}: {err}") from err
-    tracking = raw.get("tracking") or {}
-    return Job(
-        model,
-        train,
-        Path(raw["data_dir"]) if raw.get("data_dir") else None,
-        Path(raw["out_dir"]),
-        tracking.get("uri", ""),
-        tracking.get("run_id", ""),
-        Path(raw["init_from"]) if raw.get("init_from") else None,
-        sft,
-    )
 
 
 def torch_threads(train: TrainConfig) -> int:

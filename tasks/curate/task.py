@@ -29,7 +29,8 @@ def curate_step(config: LmforgeConfig, extracted: StepResult) -> State:
     stats = result.stats
     n_input, kept = stats.get("input", 0), stats.get("kept", 0)
     funnel = stats.get("funnel", {})
-    stages, left = list(funnel), list(funnel.values())
+    stages = stats.get("funnel_order") or list(funnel)  # a reused output's stats sort their keys
+    left = [funnel[stage] for stage in stages]
     # documents left before the first dedup stage: what the filters let through
     filtered = (
         left[stages.index("after_exact_dedup") - 1] if "after_exact_dedup" in funnel else kept

@@ -19,6 +19,7 @@ from typing import Any
 
 from model.checkpoint import TOKENIZER, load_model_config
 from model.evaluate import EvalSets
+from model.job import Job
 from model.launch import launch_training
 from model.sft import SftDataset
 from tasks.common import tracking
@@ -60,8 +61,8 @@ def check_inputs(base: ResolvedModel, files: list[Path]) -> None:
 
 def training_job(
     config: LmforgeConfig, base: ResolvedModel, train: Path, val: Path, out: Path
-) -> dict[str, Any]:
-    """The job.json of the fine-tuning run: the base's shape, `finetune` over `train` settings."""
+) -> Job:
+    """The fine-tuning run's job: the base's shape, `finetune` over `train` settings."""
     ft = config.finetune
     settings = dataclasses.replace(
         config.train,
@@ -72,13 +73,14 @@ def training_job(
         micro_batch=ft.micro_batch,
         eval_every=ft.eval_every,
     )
-    return {
-        "model": dataclasses.asdict(load_model_config(base.model_dir)),
-        "train": dataclasses.asdict(settings),
-        "init_from": str(base.model_dir),
-        "sft": {"train": str(train), "val": str(val), "tokenizer": str(base.model_dir / TOKENIZER)},
-        "out_dir": str(out),
-    }
+    return Job(
+        load_model_config(base.model_dir),
+        settings,
+        None,
+        out,
+        init_from=base.model_dir,
+        sft={"train": str(train), "val": str(val), "tokenizer": str(base.model_dir / TOKENIZER)},
+    )
 
 
 def finetune(
@@ -148,7 +150,7 @@ def finetune_into(
             config, run_id, {f"before_{k}": v for k, v in before["metrics"].items()}
         )
         job = training_job(config, base, train, val, out)
-        job["tracking"] = {"uri": config.mlflow_uri(), "run_id": run_id}
+        job.tracking_uri, job.run_id = config.mlflow_uri(), run_id
         summary = launch_training(job, out, on_line)
         after = run_evaluation(config, out / "model", None, sets)
         tracking.log_metrics(config, run_id, {f"after_{k}": v for k, v in after["metrics"].items()})

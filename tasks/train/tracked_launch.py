@@ -10,6 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from model.job import Job
 from model.launch import launch_training
 from tasks.common import tracking
 from tasks.common.step import StepResult
@@ -56,15 +57,15 @@ def train_model(
     tags = lineage_tags(upstream, data_dir)
     run_id = tracking.start_run(config, run_name=f"train-{tokens.fingerprint[:8]}", tags=tags)
     tracking.log_metrics(config, run_id, curate_metrics(upstream))
-    job = {
-        "model": dataclasses.asdict(model_cfg),
-        "train": dataclasses.asdict(config.train),
-        "data_dir": str(data_dir),
-        "out_dir": str(out_dir),
-        "tracking": {"uri": config.mlflow_uri(), "run_id": run_id},
-    }
-    if init_from:
-        job["init_from"] = init_from
+    job = Job(
+        model_cfg,
+        config.train,
+        data_dir,
+        Path(out_dir),
+        config.mlflow_uri(),
+        run_id,
+        Path(init_from) if init_from else None,
+    )
     try:
         summary = launch_training(job, out_dir, on_line, on_event)
     except BaseException:
