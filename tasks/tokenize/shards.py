@@ -37,10 +37,12 @@ from pyspark.sql import Column, SparkSession
 from pyspark.sql import functions as F
 from tokenizers import Tokenizer
 
+from model.files import sha256_file
 from model.token_format import FORMAT_VERSION, HEADER_BYTES, MAGIC, TOKEN_DTYPES, token_width
+from model.tokenizer import EOT
 from tasks.common.spark import local_input_files, session_conf
 from tasks.config import TokenizeConfig
-from tasks.tokenize.bpe import EOT, documents_frame, file_sha256, no_documents_error
+from tasks.tokenize.bpe import documents_frame, no_documents_error
 from tasks.tokenize.shard_writer import COUNTERS, ENCODE_BATCH_DOCS, write_partition
 
 SPLITS = ("train", "val")
@@ -225,7 +227,7 @@ def write_shards(
         "vocab_size": vocab_size,
         "eot_id": eot_id,
         "tokenizer": Path(tokenizer_path).name,
-        "tokenizer_sha256": file_sha256(tokenizer_path),
+        "tokenizer_sha256": sha256_file(tokenizer_path),
         "split_rule": {
             "rule": SPLIT_RULE.format(threshold=threshold) + ", else train",
             "val_fraction": config.val_fraction,

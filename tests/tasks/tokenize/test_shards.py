@@ -10,8 +10,9 @@ import pytest
 
 from model.data import TokenDataset
 from model.token_format import HEADER_BYTES, read_documents, read_header
+from model.tokenizer import load_tokenizer
 from tasks.config import TokenizeConfig
-from tasks.tokenize.bpe import load_tokenizer, train_tokenizer
+from tasks.tokenize.bpe import train_tokenizer
 from tasks.tokenize.shards import split_of, write_shards
 
 DocsWriter = Callable[[Path, list[str]], str]
