@@ -76,7 +76,7 @@ def write_corpus(folder: Path, texts: list[str], megabytes: int) -> int:
 def measure_bare(docs: str, tokenizer_path: str) -> dict:
     """Subprocess side: encode every text in one call, in this process only; twice, the faster
     call counts (as the faster of Spark's two warm runs does)."""
-    from tasks.tokenize.bpe import load_tokenizer
+    from model.tokenizer import load_tokenizer
 
     tokenizer = load_tokenizer(tokenizer_path)
     texts = pq.read_table(docs, columns=["text"]).column("text").to_pylist()
@@ -139,7 +139,8 @@ def train_tokenizer_file(texts: list[str], path: Path) -> None:
     """A 8192-token byte-level BPE with the pipeline's special tokens, trained on the texts."""
     from tokenizers import pre_tokenizers, trainers
 
-    from tasks.tokenize.bpe import SPECIAL_TOKENS, new_tokenizer
+    from model.tokenizer import SPECIAL_TOKENS
+    from tasks.tokenize.bpe import new_tokenizer
 
     tokenizer = new_tokenizer()
     trainer = trainers.BpeTrainer(

@@ -18,6 +18,7 @@ from model.gpt import GPT
 from model.metrics import bits_per_byte, bleu_chrf, perplexity
 from model.scoring import text_nll
 from model.sft import IGNORE, SftDataset, chat_tokens, format_prompt, parse_example
+from model.tokenizer import load_tokenizer
 
 
 def read_texts(path: Path) -> list[str]:
@@ -120,8 +121,7 @@ def sft_scores(
     """Held-out fine-tuning answers: response loss/perplexity and BLEU/chrF of greedy answers."""
     block = model.cfg.block_size
     dataset = SftDataset(data, tokenizer_path, block)
-    tokenizer = Tokenizer.from_file(str(tokenizer_path))
-    tokenizer.encode_special_tokens = True
+    tokenizer = load_tokenizer(tokenizer_path)
     nats, tokens = 0.0, 0
     for x, y in dataset.sequential_batches(16):
         _, loss = model(x, y)

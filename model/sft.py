@@ -2,7 +2,7 @@
 
 A line is `{"prompt": ..., "response": ...}` or a chat `{"messages": [{"role", "content"}...]}`
 (roles system, user, assistant). Each message becomes `<|role|>` content `<|end|>` (the markers of
-tasks/tokenize/bpe.py); targets are -100, which GPT.forward's cross-entropy ignores, everywhere
+model/tokenizer.py); targets are -100, which GPT.forward's cross-entropy ignores, everywhere
 except the assistant contents and their `<|end|>`, so the model learns to answer and to stop.
 Rows are padded with `<|pad|>` to block_size; a longer example is cut at block_size + 1 tokens
 (a warning counts them) and one whose first response token would be cut off is an error.
@@ -22,10 +22,11 @@ import numpy as np
 import torch
 from tokenizers import Tokenizer
 
+from model.tokenizer import END, PAD, ROLE_TOKENS, load_tokenizer
+
 Batch = tuple[torch.Tensor, torch.Tensor]
 IGNORE = -100  # F.cross_entropy's default ignore_index
 ROLES = ("system", "user", "assistant")
-END, PAD = "<|end|>", "<|pad|>"
 
 
 @dataclass(frozen=True)
@@ -39,7 +40,7 @@ class ChatTokens:
 
 def chat_tokens(tokenizer: Tokenizer) -> ChatTokens:
     """The marker ids of `tokenizer`, or an error naming the markers it lacks."""
-    names = {role: f"<|{role}|>" for role in ROLES} | {"end": END, "pad": PAD}
+    names = {role: ROLE_TOKENS[role] for role in ROLES} | {"end": END, "pad": PAD}
     ids = {key: tokenizer.token_to_id(name) for key, name in names.items()}
     missing = [names[key] for key, value in ids.items() if value is None]
     if missing:
@@ -48,13 +49,6 @@ def chat_tokens(tokenizer: Tokenizer) -> ChatTokens:
             "lmforge's tokenize step (tasks/tokenize/bpe.py adds them as special tokens)"
         )
     return ChatTokens({role: ids[role] for role in ROLES}, ids["end"], ids["pad"])
-
-
-def load_chat_tokenizer(path: Path | str) -> Tokenizer:
-    """A tokenizer for message text: marker strings inside a message stay plain text."""
-    tokenizer = Tokenizer.from_file(str(path))
-    tokenizer.encode_special_tokens = True  # a message cannot forge <|end|> or <|assistant|>
-    return tokenizer
 
 
 def format_prompt(
@@ -123,7 +117,7 @@ class SftDataset:
         self.path = Path(path)
         if not self.path.is_file():
             raise FileNotFoundError(f"fine-tuning data {self.path} does not exist")
-        tokenizer = load_chat_tokenizer(tokenizer_path)
+        tokenizer = load_tokenizer(tokenizer_path)  # a message cannot forge <|end|>
         markers = chat_tokens(tokenizer)
         self.vocab_size = tokenizer.get_vocab_size()
         rows, truncated = [], 0

@@ -99,7 +99,7 @@ def crawl_web(
     scope = crawl_scope(config, level)
     previous = previous_pages(spark, config.previous_output)
     frontier = Frontier(config, scope)
-    refused: list[tuple] = []
+    refused: list[dict[str, Any]] = []
     outcomes: Counter[str] = Counter()
     totals: Counter[str] = Counter()  # bytes, truncated
     depth_reached = 0
@@ -123,7 +123,7 @@ def crawl_web(
     refused += [skipped_row(u, depth_reached + 1, r) for u, r in frontier.refuse(level, leftover)]
     rows = spark.createDataFrame(refused, FETCHED_SCHEMA).drop("links")
     rows.write.mode("append").parquet(str(pages_dir))
-    outcomes.update(row[FETCHED_SCHEMA.names.index("outcome")] for row in refused)
+    outcomes.update(row["outcome"] for row in refused)
     return {
         **stats,
         "urls": outcomes.total(),

@@ -24,20 +24,20 @@ from tasks.crawl.records import FETCHED_SCHEMA
 PAGE_KEYS = FETCHED_SCHEMA.names[:-1]  # every column but `links`
 
 
-def skipped_row(url: str, depth: int, reason: str) -> tuple:
-    """The row of a URL that was not fetched, in `FETCHED_SCHEMA` order."""
+def skipped_row(url: str, depth: int, reason: str) -> dict[str, Any]:
+    """The row of a URL that was not fetched: a dict with `FETCHED_SCHEMA`'s columns."""
     record = dict.fromkeys(PAGE_KEYS)
     record.update(url=url, host=url_host(url), depth=depth, error=reason, bytes=0, fetch_ms=0.0)
     record.update(outcome=reason.split(":", 1)[0], truncated=False)
     record["fetched_at"] = datetime.now(UTC).isoformat(timespec="milliseconds")
-    return (*(record[key] for key in PAGE_KEYS), [])
+    return {**record, "links": []}
 
 
 def fetch_row(
     row: Any, depth: int, config: CrawlConfig, in_scope: Callable[[str], bool], deadline: float
-) -> tuple:
-    """Fetch one frontier row (url, prev_* columns) into a `FETCHED_SCHEMA` row; redirects
-    are followed only while `in_scope` accepts them, links kept only if `in_scope`."""
+) -> dict[str, Any]:
+    """Fetch one frontier row (url, prev_* columns) into a `FETCHED_SCHEMA` row (a dict);
+    redirects are followed only while `in_scope` accepts them, links kept only if `in_scope`."""
     if time.time() >= deadline:
         return skipped_row(row["url"], depth, "budget: time")
     headers = {}
@@ -59,7 +59,7 @@ def fetch_row(
             links = extract_links(record["html"], record["final_url"], in_scope)
         except Exception:  # noqa: BLE001 - markup the parser rejects: the page stays, linkless
             links = []
-    return (*(record[key] for key in PAGE_KEYS), links)
+    return {**{key: record[key] for key in PAGE_KEYS}, "links": links}
 
 
 def fetch_partition(
@@ -68,7 +68,7 @@ def fetch_partition(
     config: CrawlConfig,
     in_scope: Callable[[str], bool],
     deadline: float,
-) -> Iterator[tuple]:
+) -> Iterator[dict[str, Any]]:
     """Fetch a partition's frontier rows, hosts in parallel, each host's URLs in turn."""
     by_host: dict[str, list[Any]] = defaultdict(list)
     for row in rows:
@@ -76,7 +76,7 @@ def fetch_partition(
     if not by_host:
         return
 
-    def one_host(host_rows: list[Any]) -> list[tuple]:
+    def one_host(host_rows: list[Any]) -> list[dict[str, Any]]:
         return [fetch_row(row, depth, config, in_scope, deadline) for row in host_rows]
 
     with ThreadPoolExecutor(max_workers=max(1, min(config.host_threads, len(by_host)))) as pool:

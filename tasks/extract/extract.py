@@ -26,6 +26,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from pyspark import TaskContext
 from pyspark.sql import SparkSession
+from pyspark.sql.types import DataType, DoubleType, MapType, StringType, StructType
 
 from tasks.config import ExtractConfig
 from tasks.crawl.fetch import HTML_TYPES
@@ -35,15 +36,29 @@ from tasks.extract.time_limit import TimeLimitExceeded, call_with_time_limit
 
 TEXT_PAGE_TYPES = HTML_TYPES | {"text/plain"}
 Record = Mapping[str, Any]  # one input record: a dict from Arrow (tests may pass a Row)
+ARROW_TYPES: dict[type[DataType], pa.DataType] = {
+    StringType: pa.string(),
+    DoubleType: pa.float64(),
+}
+
+
+def arrow_type(spark_type: DataType) -> pa.DataType:
+    """The Arrow type of a `DOCUMENT_SCHEMA` column type (strings, doubles, string maps)."""
+    if isinstance(spark_type, MapType):
+        return pa.map_(arrow_type(spark_type.keyType), arrow_type(spark_type.valueType))
+    return ARROW_TYPES[type(spark_type)]
+
+
+def arrow_schema(schema: StructType) -> pa.Schema:
+    """`schema` as the Arrow schema the tasks write: its columns, in order, all nullable."""
+    return pa.schema([(field.name, arrow_type(field.dataType)) for field in schema.fields])
+
+
 # A document record (`DOCUMENT_SCHEMA`'s columns) plus why it was dropped (null when kept),
-# as the tasks write it.
-JUDGED_NAMES = [*DOCUMENT_SCHEMA.names, "drop_reason"]
-JUDGED_ARROW = pa.schema(
-    [(name, pa.string()) for name in JUDGED_NAMES[:5]]
-    + [("lang", pa.string()), ("lang_score", pa.float64()), ("fetched_at", pa.string())]
-    + [("meta", pa.map_(pa.string(), pa.string())), ("drop_reason", pa.string())]
-)
-assert JUDGED_ARROW.names == JUDGED_NAMES, "JUDGED_ARROW must follow DOCUMENT_SCHEMA's columns"
+# as the tasks write it; a judge yields each record as a dict keyed by `JUDGED_NAMES`.
+JUDGED_ARROW = arrow_schema(DOCUMENT_SCHEMA).append(pa.field("drop_reason", pa.string()))
+JUDGED_NAMES = JUDGED_ARROW.names
+JUDGED_KEYS = set(JUDGED_NAMES)
 
 
 def page_meta(page: Record) -> dict[str, str]:
@@ -106,20 +121,30 @@ def page_text(page: Record, config: ExtractConfig, meta: dict[str, str]) -> tupl
     return found.title, found.text, None if found.text else "extraction_empty"
 
 
-def judge_pages(pages: Iterable[Record], config: ExtractConfig) -> Iterator[tuple]:
-    """Crawled pages to rows in `JUDGED_NAMES` order, one per page."""
+def judge_pages(pages: Iterable[Record], config: ExtractConfig) -> Iterator[dict[str, Any]]:
+    """Crawled pages to judged records, one per page."""
     for page in pages:
         url, meta = page["url"], page_meta(page)
         title, text, reason = page_text(page, config, meta)
         lang, score = None, None
         if reason is None:
             lang, score, reason = judge_text(text, config)
-        doc = (document_id(url), url, "web", title, text, lang, score, page["fetched_at"], meta)
-        yield (*doc, reason)
+        yield {
+            "id": document_id(url),
+            "url": url,
+            "source": "web",
+            "title": title,
+            "text": text,
+            "lang": lang,
+            "lang_score": score,
+            "fetched_at": page["fetched_at"],
+            "meta": meta,
+            "drop_reason": reason,
+        }
 
 
-def judge_warc(records: Iterable[Record], config: ExtractConfig) -> Iterator[tuple]:
-    """WARC/WET records (`WARC_SCHEMA`) to rows in `JUDGED_NAMES` order: a WARC response's
+def judge_warc(records: Iterable[Record], config: ExtractConfig) -> Iterator[dict[str, Any]]:
+    """WARC/WET records (`WARC_SCHEMA`) to judged records: a WARC response's
     HTML is extracted like a crawled page, a WET record's text is taken as it is."""
     for record in records:
         meta = dict(record["meta"] or {})
@@ -130,13 +155,22 @@ def judge_warc(records: Iterable[Record], config: ExtractConfig) -> Iterator[tup
         lang, score = None, None
         if reason is None:
             lang, score, reason = judge_text(text, config)
-        doc = (record["id"], record["url"], record["source"], title, text, lang, score)
-        yield (*doc, record["fetched_at"], meta, reason)
+        yield {
+            "id": record["id"],
+            "url": record["url"],
+            "source": record["source"],
+            "title": title,
+            "text": text,
+            "lang": lang,
+            "lang_score": score,
+            "fetched_at": record["fetched_at"],
+            "meta": meta,
+            "drop_reason": reason,
+        }
 
 
-def judge_documents(documents: Iterable[Record], config: ExtractConfig) -> Iterator[tuple]:
-    """Document records (books, dumps) to rows in `JUDGED_NAMES` order, with language and
-    length checked."""
+def judge_documents(documents: Iterable[Record], config: ExtractConfig) -> Iterator[dict[str, Any]]:
+    """Document records (books, dumps) to judged records, with language and length checked."""
     for document in documents:
         record = dict(document)
         if (record["meta"] or {}).get("fetch_error"):  # a book URL that could not be fetched
@@ -144,20 +178,23 @@ def judge_documents(documents: Iterable[Record], config: ExtractConfig) -> Itera
         else:
             lang, score, reason = judge_text(record["text"] or "", config)
         record.update(lang=lang, lang_score=score, drop_reason=reason)
-        yield tuple(record[name] for name in JUDGED_NAMES)
+        yield {name: record[name] for name in JUDGED_NAMES}
 
 
 def judged_batches(
     batches: Iterable[pa.RecordBatch], judge: Callable, config: ExtractConfig
 ) -> Iterator[pa.RecordBatch]:
     """`judge` applied to Arrow batches of input records: records arrive as dicts (map columns
-    as dicts) and leave as `JUDGED_ARROW` batches."""
+    as dicts) and leave as `JUDGED_ARROW` batches (the judged dicts must have its columns)."""
     for batch in batches:
         records = batch.to_pylist()
         for record in records:
             if record.get("meta") is not None:
                 record["meta"] = dict(record["meta"])
-        rows = [dict(zip(JUDGED_NAMES, row, strict=True)) for row in judge(records, config)]
+        rows = list(judge(records, config))
+        for row in rows:
+            if row.keys() != JUDGED_KEYS:
+                raise ValueError(f"a judged record has keys {sorted(row)}, not {JUDGED_NAMES}")
         yield pa.RecordBatch.from_pylist(rows, schema=JUDGED_ARROW)
 
 

@@ -12,13 +12,13 @@ registered when any step fails.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from model.checkpoint import TOKENIZER, load_model_config
 from model.evaluate import EvalSets
+from model.files import sha256_file
 from model.job import Job
 from model.launch import launch_training
 from model.sft import SftDataset
@@ -94,12 +94,10 @@ def finetune(
     if not data_path.is_file():
         raise FileNotFoundError(f"fine-tuning data {data} does not exist")
     base = resolve_model(config, base_model)
-    digest = hashlib.sha256(data_path.read_bytes()).hexdigest()
+    digest = sha256_file(data_path)
     identity = {
         "base": base.label,
-        "base_weights": hashlib.sha256(
-            (base.model_dir / "model.safetensors").read_bytes()
-        ).hexdigest(),
+        "base_weights": sha256_file(base.model_dir / "model.safetensors"),
         "data_sha256": digest,
         "finetune": config.to_dict()["finetune"],
         "train": config.to_dict()["train"],

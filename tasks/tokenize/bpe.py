@@ -5,11 +5,11 @@ Byte-level pre-tokenisation without a prefix space, a byte-level decoder and no 
 with the smallest sha256(id), chosen in Spark; only their text travels to the driver, streamed
 one partition at a time, so the same input and config always give the same tokenizer file.
 `use_tokenizer_file` instead takes an existing `tokenizer.json` (checked, copied byte for byte).
+The special tokens and how a tokenizer is loaded for encoding are model/tokenizer.py's.
 """
 
 from __future__ import annotations
 
-import hashlib
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,12 +19,9 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 
+from model.files import sha256_file
+from model.tokenizer import EOT, SPECIAL_TOKENS, load_tokenizer
 from tasks.config import TokenizeConfig
-
-EOT = "<|endoftext|>"
-PAD = "<|pad|>"
-CHAT_TOKENS = ["<|user|>", "<|assistant|>", "<|system|>", "<|end|>"]
-SPECIAL_TOKENS = [EOT, PAD, *CHAT_TOKENS]
 
 
 def new_tokenizer() -> Tokenizer:
@@ -33,23 +30,6 @@ def new_tokenizer() -> Tokenizer:
     tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tokenizer.decoder = decoders.ByteLevel()
     return tokenizer
-
-
-def load_tokenizer(path: Path | str) -> Tokenizer:
-    """A trained tokenizer for encoding document text: special-token strings in the text stay
-    plain text, so a document that quotes `<|endoftext|>` cannot forge a document boundary."""
-    tokenizer = Tokenizer.from_file(str(path))
-    tokenizer.encode_special_tokens = True
-    return tokenizer
-
-
-def file_sha256(path: Path | str) -> str:
-    """Hex sha256 of a file's bytes, read in 1 MiB blocks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while block := handle.read(1 << 20):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def documents_frame(spark: SparkSession, docs_uri: str) -> DataFrame:
@@ -159,7 +139,7 @@ def describe_tokenizer(path: Path) -> dict[str, Any]:
     present = {t: tokenizer.token_to_id(t) for t in SPECIAL_TOKENS}
     return {
         "tokenizer_file": path.name,
-        "tokenizer_sha256": file_sha256(path),
+        "tokenizer_sha256": sha256_file(path),
         "vocab_size": tokenizer.get_vocab_size(),
         "special_tokens": {t: i for t, i in present.items() if i is not None},
         "eot_id": tokenizer.token_to_id(EOT),

@@ -17,6 +17,7 @@ import pyarrow as pa
 from pyspark import Broadcast, TaskContext
 from tokenizers import Tokenizer
 
+from model.files import sha256_file
 from model.token_format import (
     HEADER_BYTES,
     INDEX_DTYPE,
@@ -25,7 +26,7 @@ from model.token_format import (
     index_path,
     token_width,
 )
-from tasks.tokenize.bpe import EOT, file_sha256
+from model.tokenizer import EOT, tokenizer_from_json
 
 ENCODE_BATCH_DOCS = 512
 ENCODE_BYTES = 4 << 20  # text encoded in one call, unless one document is larger (`_encoded`)
@@ -70,8 +71,8 @@ class OpenShard:
             "split": self.split,
             "tokens": self.tokens,
             "docs": len(self.offsets),
-            "sha256": file_sha256(self.path),
-            "index_sha256": file_sha256(index_path(self.path)),
+            "sha256": sha256_file(self.path),
+            "index_sha256": sha256_file(index_path(self.path)),
         }
 
 
@@ -80,9 +81,7 @@ def worker_tokenizer(tokenizer_json: str) -> Tokenizer:
     """The tokenizer, built once per Python worker process (Spark reuses a worker for the
     tasks and jobs that follow): a fresh tokenizer per task made each later task slower (up to
     ~30% more CPU per MB after a few dozen tasks) and the worker's memory grow."""
-    tokenizer = Tokenizer.from_str(tokenizer_json)
-    tokenizer.encode_special_tokens = True  # document text cannot forge an end-of-text id
-    return tokenizer
+    return tokenizer_from_json(tokenizer_json)  # document text cannot forge an end-of-text id
 
 
 def _decode(raw: bytes, counts: dict[str, int]) -> str:

@@ -1,8 +1,8 @@
 """Encode curated documents into binary token shards with Spark (format: model/token_format.py).
 
-Each document goes to a split by a fixed hash rule (`split_of`) and to one of `partitions`
-contiguous ranges of a hash (`order_rule`; `partitions` grows with the corpus, one per
-`partition_mb` MB of text, so that a partition's sort fits in memory); within a partition
+Each document goes to a split by a fixed hash rule (tasks/tokenize/split.py) and to one of
+`partitions` contiguous ranges of a hash (`order_rule`; `partitions` grows with the corpus, one
+per `partition_mb` MB of text, so that a partition's sort fits in memory); within a partition
 the documents are sorted by (split, id), or with `shuffle` by (split, sha256(f"{seed}:{id}")),
 whose ranges also choose the partition, so the partitions laid end to end are one seeded global
 permutation. The keys are
@@ -22,7 +22,6 @@ shards hold is exactly the text with those replacements.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import os
@@ -37,25 +36,19 @@ from pyspark.sql import Column, SparkSession
 from pyspark.sql import functions as F
 from tokenizers import Tokenizer
 
+from model.files import sha256_file
 from model.token_format import FORMAT_VERSION, HEADER_BYTES, MAGIC, TOKEN_DTYPES, token_width
+from model.tokenizer import EOT
 from tasks.common.spark import local_input_files, session_conf
 from tasks.config import TokenizeConfig
-from tasks.tokenize.bpe import EOT, documents_frame, file_sha256, no_documents_error
+from tasks.tokenize.bpe import documents_frame, no_documents_error
 from tasks.tokenize.shard_writer import COUNTERS, ENCODE_BATCH_DOCS, write_partition
+from tasks.tokenize.split import SPLITS, hex_int, split_column, split_rule, val_threshold
 
-SPLITS = ("train", "val")
-SPLIT_BUCKETS = 10_000
 ARROW_BATCH = {  # bounds one Arrow batch in the Python worker, whatever the corpus size
     "spark.sql.execution.arrow.maxRecordsPerBatch": str(ENCODE_BATCH_DOCS),
     "spark.sql.execution.arrow.maxBytesPerBatch": str(64 << 20),
 }
-SPLIT_RULE = "val if int(sha256(id.encode('utf-8')).hexdigest()[:8], 16) % 10000 < {threshold}"
-
-
-def split_of(doc_id: str, threshold: int) -> str:
-    """'val' for the documents whose id hashes below `threshold` of 10000 buckets, else 'train'."""
-    bucket = int(hashlib.sha256(doc_id.encode("utf-8")).hexdigest()[:8], 16) % SPLIT_BUCKETS
-    return "val" if bucket < threshold else "train"
 
 
 def order_rule(config: TokenizeConfig) -> dict[str, Any]:
@@ -73,24 +66,20 @@ def order_rule(config: TokenizeConfig) -> dict[str, Any]:
     }
 
 
-def _hex_int(hex_column: Column, start: int) -> Column:
-    """int(hex[start-1 : start+7], 16) as a Spark long (SQL substrings count from 1)."""
-    return F.conv(F.substring(hex_column, start, 8), 16, 10).cast("long")
-
-
-def _key_columns(config: TokenizeConfig, threshold: int) -> dict[str, Column]:
-    """The split, partition and sort key of each document, as SQL (mirrors `order_rule`)."""
+def _key_columns(config: TokenizeConfig) -> dict[str, Column]:
+    """The split (split.py), partition and sort key of each document, as SQL (mirrors
+    `order_rule`)."""
     digest = F.sha2(F.col("id"), 256)
-    split = F.when(_hex_int(digest, 1) % SPLIT_BUCKETS < threshold, "val").otherwise("train")
+    in_split = split_column(digest, val_threshold(config.val_fraction))
     if config.shuffle:
         key = F.sha2(F.concat(F.lit(f"{config.shuffle_seed}:"), F.col("id")), 256)
-        part = F.shiftright(_hex_int(key, 1) * config.partitions, 32)
+        part = F.shiftright(hex_int(key, 1) * config.partitions, 32)
     else:
-        key, part = F.col("id"), F.shiftright(_hex_int(digest, 9) * config.partitions, 32)
+        key, part = F.col("id"), F.shiftright(hex_int(digest, 9) * config.partitions, 32)
     # a document without id sorts first and is skipped (and counted) by the writer
     return {
         "_part": F.coalesce(part, F.lit(0)),
-        "_split": F.coalesce(split, F.lit("train")),
+        "_split": F.coalesce(in_split, F.lit("train")),
         "_key": F.coalesce(key, F.lit("")),
     }
 
@@ -157,9 +146,8 @@ def _encode_and_write(
     spark: SparkSession, docs_uri: str, tokenizer_json: str, config: TokenizeConfig, out_dir: Path
 ) -> list[dict[str, Any]]:
     """Run the Spark job; the executors' manifest entries and counters."""
-    threshold = round(config.val_fraction * SPLIT_BUCKETS)
     keyed = documents_frame(spark, docs_uri).select(
-        "id", "text", *[c.alias(n) for n, c in _key_columns(config, threshold).items()]
+        "id", "text", *[c.alias(n) for n, c in _key_columns(config).items()]
     )
     # Spark partition p holds layout partition p (shard names come from `_part` in the data)
     keys = F.array(*[F.lit(key) for key in partition_keys(spark, config.partitions)])
@@ -214,7 +202,6 @@ def write_shards(
         for split in SPLITS
     }
     width = token_width(vocab_size)
-    threshold = round(config.val_fraction * SPLIT_BUCKETS)
     manifest = {
         "format": "lmforge-token-shards",
         "format_version": FORMAT_VERSION,
@@ -225,13 +212,8 @@ def write_shards(
         "vocab_size": vocab_size,
         "eot_id": eot_id,
         "tokenizer": Path(tokenizer_path).name,
-        "tokenizer_sha256": file_sha256(tokenizer_path),
-        "split_rule": {
-            "rule": SPLIT_RULE.format(threshold=threshold) + ", else train",
-            "val_fraction": config.val_fraction,
-            "val_threshold": threshold,
-            "buckets": SPLIT_BUCKETS,
-        },
+        "tokenizer_sha256": sha256_file(tokenizer_path),
+        "split_rule": split_rule(config.val_fraction),
         "order": order_rule(config),
         "shards": entries,
         "totals": totals,

@@ -9,11 +9,12 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 from prefect.states import State
 
+from model.files import sha256_file
 from tasks.common.spark import spark_session
 from tasks.common.step import StepResult, run_step
 from tasks.common.task import finished, publish_step
 from tasks.config import LmforgeConfig
-from tasks.tokenize.bpe import file_sha256, train_tokenizer, use_tokenizer_file
+from tasks.tokenize.bpe import train_tokenizer, use_tokenizer_file
 from tasks.tokenize.shards import write_shards
 
 
@@ -39,7 +40,7 @@ def tokenize_step(config: LmforgeConfig, curated: StepResult) -> State:
     settings: dict[str, Any] = {"tokenize": config.to_dict()["tokenize"]}
     if given and Path(given).is_file():
         # the file's content, not only its path, decides whether the step must run again
-        settings["tokenizer_file_sha256"] = file_sha256(given)
+        settings["tokenizer_file_sha256"] = sha256_file(given)
 
     def build(out: Path) -> dict[str, Any]:
         saved = out / "tokenizer.json"

@@ -4,12 +4,12 @@ close the run with the outcome (the step's Prefect entry point is task.py)."""
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from model.files import sha256_file
 from model.job import Job
 from model.launch import launch_training
 from tasks.common import tracking
@@ -20,8 +20,7 @@ from tasks.config import LmforgeConfig
 def lineage_tags(upstream: list[StepResult], data_dir: Path) -> dict[str, str]:
     """MLflow tags tracing a model to its data: each step's fingerprint and the manifest hash."""
     tags = {f"lmforge.fingerprint.{r.step}": r.fingerprint for r in upstream}
-    manifest = (data_dir / "manifest.json").read_bytes()
-    tags["lmforge.manifest_sha256"] = hashlib.sha256(manifest).hexdigest()
+    tags["lmforge.manifest_sha256"] = sha256_file(data_dir / "manifest.json")
     return tags
 
 

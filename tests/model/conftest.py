@@ -11,11 +11,10 @@ import numpy as np
 import pytest
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 
+from model.files import sha256_file
 from model.token_format import FORMAT_VERSION, INDEX_DTYPE, ShardHeader, index_path
+from model.tokenizer import EOT, SPECIAL_TOKENS
 
-EOT = "<|endoftext|>"
-# The special tokens of tasks/tokenize/bpe.py: end of text, padding, then the chat markers.
-SPECIALS = [EOT, "<|pad|>", "<|user|>", "<|assistant|>", "<|system|>", "<|end|>"]
 SUBJECTS = ["The parser", "This function", "A module", "The class", "Each method"]
 VERBS = ["returns", "reads", "writes", "checks", "builds"]
 OBJECTS = ["a list of tokens.", "the config file.", "one shard.", "the model.", "a string."]
@@ -42,7 +41,7 @@ def write_shard(folder: Path, name: str, documents: list[list[int]], vocab: int,
         "split": split,
         "tokens": len(tokens),
         "docs": len(documents),
-        "sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
+        "sha256": sha256_file(path),
         "index_sha256": hashlib.sha256(offsets.tobytes()).hexdigest(),
     }
 
@@ -56,7 +55,7 @@ def build_tiny_corpus(folder: Path, repeats: int = 20) -> Path:
     tokenizer.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(
         vocab_size=320,
-        special_tokens=SPECIALS,
+        special_tokens=SPECIAL_TOKENS,
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
     )
     tokenizer.train_from_iterator(texts, trainer)

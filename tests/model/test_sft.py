@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from model.sft import IGNORE, SftDataset, chat_tokens, format_prompt, load_chat_tokenizer
+from model.sft import IGNORE, SftDataset, chat_tokens, format_prompt
+from model.tokenizer import load_tokenizer
 
 BLOCK = 24
 
@@ -24,7 +25,7 @@ def tokenizer_path(tiny_corpus: Path) -> Path:
 
 
 def test_targets_are_the_response_and_its_end_marker(tmp_path: Path, tokenizer_path: Path) -> None:
-    tok = load_chat_tokenizer(tokenizer_path)
+    tok = load_tokenizer(tokenizer_path)
     marks = chat_tokens(tok)
     data = write_jsonl(
         tmp_path / "a.jsonl", [{"prompt": "The parser", "response": "reads one shard."}]
@@ -43,7 +44,7 @@ def test_targets_are_the_response_and_its_end_marker(tmp_path: Path, tokenizer_p
 
 
 def test_chat_messages_learn_every_assistant_turn(tmp_path: Path, tokenizer_path: Path) -> None:
-    tok = load_chat_tokenizer(tokenizer_path)
+    tok = load_tokenizer(tokenizer_path)
     chat = [
         {"role": "system", "content": "Be brief."},
         {"role": "user", "content": "The class"},

@@ -11,7 +11,6 @@ import pytest
 
 from tasks.crawl.crawler import PREVIOUS, crawl_web
 from tasks.crawl.fetch import fetch_url
-from tasks.crawl.records import FETCHED_SCHEMA
 from tasks.crawl.scope import crawl_scope
 from tasks.crawl.worker import fetch_partition
 from tests.tasks.crawl.conftest import OUTSIDE_HOST, SCOPE_REDIRECTS
@@ -96,8 +95,7 @@ def test_the_worker_passes_the_scope_to_the_fetcher(scope_site, scope_config):
     ]
     in_scope = crawl_scope(scope_config, [base + "/"])
     rows = fetch_partition(frontier, 0, scope_config, in_scope, time.time() + 30.0)
-    url, error = FETCHED_SCHEMA.names.index("url"), FETCHED_SCHEMA.names.index("error")
-    errors = {row[url].removeprefix(base): row[error] for row in rows}
+    errors = {row["url"].removeprefix(base): row["error"] for row in rows}
     assert errors == {
         "/to-outside.html": SCOPE_ERROR.format(scope_site.outside + "/ok.html"),
         "/to-excluded.html": SCOPE_ERROR.format(base + "/excluded/page.html"),

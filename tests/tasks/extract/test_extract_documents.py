@@ -6,12 +6,20 @@ import os
 import time
 from pathlib import Path
 
+import pyarrow as pa
 import pytest
 from pyspark.sql import Row
 
 from tasks.config import ExtractConfig
 from tasks.crawl.records import DOCUMENT_SCHEMA, PAGE_SCHEMA, document_id
-from tasks.extract.extract import extract_documents, judge_text, page_text
+from tasks.extract.extract import (
+    JUDGED_ARROW,
+    KEPT_ARROW,
+    extract_documents,
+    judge_documents,
+    judge_text,
+    page_text,
+)
 
 PROSE = (
     "<html><head><title>Queues</title></head><body><article><p>A queue hands items out in the "
@@ -314,3 +322,17 @@ def test_an_output_folder_in_use_is_refused(spark, crawl_dir, tmp_path: Path) ->
     (tmp_path / "out" / "docs").mkdir(parents=True)
     with pytest.raises(FileExistsError, match=r"out/docs already exists"):
         extract_documents(spark, crawl_dir, ExtractConfig(), tmp_path / "out")
+
+
+def test_the_judged_layout_follows_the_document_schema() -> None:
+    """The Arrow schema derived from DOCUMENT_SCHEMA is the one the step has always written."""
+    written = pa.schema(
+        [(name, pa.string()) for name in ("id", "url", "source", "title", "text", "lang")]
+        + [("lang_score", pa.float64()), ("fetched_at", pa.string())]
+        + [("meta", pa.map_(pa.string(), pa.string())), ("drop_reason", pa.string())]
+    )
+    assert JUDGED_ARROW.equals(written, check_metadata=True)
+    assert KEPT_ARROW.names == DOCUMENT_SCHEMA.names
+    book = dict.fromkeys(DOCUMENT_SCHEMA.names) | {"id": "b", "source": "book", "text": "x"}
+    [judged] = judge_documents([book], ExtractConfig(min_chars=10))
+    assert list(judged) == JUDGED_ARROW.names and judged["drop_reason"] == "too_short"

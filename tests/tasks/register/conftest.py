@@ -10,8 +10,9 @@ from tokenizers import pre_tokenizers, trainers
 
 from model.checkpoint import export_model
 from model.gpt import GPT, ModelConfig
+from model.tokenizer import SPECIAL_TOKENS
 from tasks.config import LmforgeConfig, load_config
-from tasks.tokenize.bpe import SPECIAL_TOKENS, new_tokenizer
+from tasks.tokenize.bpe import new_tokenizer
 from tests.model.conftest import sentences
 
 

@@ -11,7 +11,8 @@ import pyarrow.parquet as pq
 import pytest
 from tokenizers import pre_tokenizers, trainers
 
-from tasks.tokenize.bpe import SPECIAL_TOKENS, new_tokenizer
+from model.tokenizer import SPECIAL_TOKENS
+from tasks.tokenize.bpe import new_tokenizer
 
 
 def doc_id(url: str) -> str:

@@ -7,8 +7,10 @@ from pathlib import Path
 
 import pytest
 
+from model.files import sha256_file
+from model.tokenizer import SPECIAL_TOKENS, load_tokenizer
 from tasks.config import TokenizeConfig
-from tasks.tokenize.bpe import SPECIAL_TOKENS, file_sha256, load_tokenizer, train_tokenizer
+from tasks.tokenize.bpe import train_tokenizer
 
 DocsWriter = Callable[[Path, list[str]], str]
 
@@ -56,7 +58,7 @@ def test_special_token_strings_in_text_are_not_special(trained: tuple[Path, dict
 
 def test_info_describes_the_saved_tokenizer(trained: tuple[Path, dict]) -> None:
     path, info = trained
-    assert info["tokenizer_sha256"] == file_sha256(path)
+    assert info["tokenizer_sha256"] == sha256_file(path)
     assert info["vocab_size"] == load_tokenizer(path).get_vocab_size() <= CONFIG.vocab_size
     assert list(info["special_tokens"]) == SPECIAL_TOKENS
     assert info["eot_id"] == info["special_tokens"]["<|endoftext|>"]

@@ -13,8 +13,9 @@ import pytest
 
 from model.data import TokenDataset
 from model.token_format import ShardFormatError, read_documents
+from model.tokenizer import load_tokenizer
 from tasks.config import TokenizeConfig
-from tasks.tokenize.bpe import load_tokenizer, use_tokenizer_file
+from tasks.tokenize.bpe import use_tokenizer_file
 from tasks.tokenize.shards import write_shards
 
 GOOD = [f"Document {i}: the shard writer keeps every byte, naïve café 🎉." for i in range(24)]

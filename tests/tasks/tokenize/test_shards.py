@@ -10,9 +10,11 @@ import pytest
 
 from model.data import TokenDataset
 from model.token_format import HEADER_BYTES, read_documents, read_header
+from model.tokenizer import load_tokenizer
 from tasks.config import TokenizeConfig
-from tasks.tokenize.bpe import load_tokenizer, train_tokenizer
-from tasks.tokenize.shards import split_of, write_shards
+from tasks.tokenize.bpe import train_tokenizer
+from tasks.tokenize.shards import write_shards
+from tasks.tokenize.split import split_of
 
 DocsWriter = Callable[[Path, list[str]], str]
 

@@ -12,8 +12,10 @@ import pytest
 from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, trainers
 
 from model.data import TokenDataset
+from model.files import sha256_file
+from model.tokenizer import EOT, load_tokenizer
 from tasks.config import TokenizeConfig
-from tasks.tokenize.bpe import EOT, file_sha256, load_tokenizer, use_tokenizer_file
+from tasks.tokenize.bpe import use_tokenizer_file
 from tasks.tokenize.shards import write_shards
 
 TEXTS = ["The given tokenizer is used as it is.", "naïve café — 日本語 🎉\r\n"] * 5
@@ -23,7 +25,7 @@ def test_a_given_tokenizer_is_copied_with_its_hash(tmp_path: Path, save_tokenize
     given = save_tokenizer(tmp_path / "mine.json", TEXTS)
     info = use_tokenizer_file(given, tmp_path / "out" / "tokenizer.json")
     assert (tmp_path / "out" / "tokenizer.json").read_bytes() == given.read_bytes()
-    assert info["tokenizer_sha256"] == file_sha256(given)
+    assert info["tokenizer_sha256"] == sha256_file(given)
     assert info["source"] == str(given.resolve()) and info["train_docs"] == 0
     assert info["eot_id"] == load_tokenizer(given).token_to_id(EOT)
 
