@@ -20,10 +20,6 @@ from torch.utils.checkpoint import checkpoint
 
 from model.config import TrainConfig
 
-PRECISIONS = ("bf16", "fp16", "fp32")
-SCHEDULES = ("cosine", "wsd")
-ARTIFACT_CHOICES = ("last", "all", "none")
-
 
 def init_distributed() -> None:
     """Join the process group the `deepspeed` launcher set up: gloo on CPU, NCCL on GPUs."""
@@ -50,52 +46,17 @@ def init_single_process(port: int) -> None:
 
 
 def check_train_config(train: TrainConfig, accelerator: str = "") -> None:
-    """Raise ValueError naming the train.* setting DeepSpeed cannot honour; with `accelerator`
-    (DeepSpeed's device name, "cpu" or "cuda", as DS_ACCELERATOR sets it) also those it cannot
-    honour on that device."""
-    if train.precision not in PRECISIONS:
-        raise ValueError(f"train.precision must be one of {PRECISIONS}, got {train.precision!r}")
+    """Raise ValueError naming the train.* setting DeepSpeed cannot honour (the dataclass's own
+    rules, `TrainConfig.validate`, run again: the fields may have been set one by one); with
+    `accelerator` (DeepSpeed's device name, "cpu" or "cuda", as DS_ACCELERATOR sets it) also
+    those it cannot honour on that device."""
+    train.validate()
     if train.precision == "fp16" and accelerator == "cpu":
         # DeepSpeed's engine would stop every rank with "Type fp16 is not supported on your
         # device." (its CPU accelerator has no fp16 unless the CPU does AVX512-FP16).
         raise ValueError(
             'train.precision="fp16" needs a GPU: DeepSpeed\'s CPU accelerator does not train '
             'in fp16; use train.precision="bf16" or "fp32" on CPU'
-        )
-    if train.zero_stage not in (0, 1, 2, 3):
-        raise ValueError(f"train.zero_stage must be 0, 1, 2 or 3, got {train.zero_stage}")
-    if train.schedule not in SCHEDULES:
-        raise ValueError(f"train.schedule must be one of {SCHEDULES}, got {train.schedule!r}")
-    if train.offload_optimizer and train.zero_stage == 0:
-        raise ValueError("train.offload_optimizer needs train.zero_stage >= 1")
-    if train.offload_params and train.zero_stage != 3:
-        raise ValueError("train.offload_params needs train.zero_stage = 3")
-    if min(train.micro_batch, train.grad_accum, train.steps, train.keep_checkpoints) < 1:
-        raise ValueError(
-            "train.micro_batch, train.grad_accum, train.steps and train.keep_checkpoints "
-            "must be >= 1"
-        )
-    if not 0.0 <= train.ema_decay < 1.0:
-        raise ValueError(f"train.ema_decay must be in [0, 1) (0 = off), got {train.ema_decay}")
-    if train.ema_decay and train.zero_stage == 3:
-        raise ValueError(
-            "train.ema_decay needs train.zero_stage <= 2: ZeRO 3 splits the weights over the "
-            "ranks, so no rank holds the weights to average; use stage 2 or set ema_decay = 0"
-        )
-    if train.max_bad_steps < 1 or train.spike_window < 0 or train.max_rollbacks < 0:
-        raise ValueError(
-            "train.max_bad_steps must be >= 1, train.spike_window and train.max_rollbacks >= 0 "
-            f"(got {train.max_bad_steps}, {train.spike_window}, {train.max_rollbacks})"
-        )
-    if train.spike_sigmas <= 0 or not 0 < train.rollback_lr_factor <= 1:
-        raise ValueError(
-            "train.spike_sigmas must be > 0 and train.rollback_lr_factor in (0, 1] "
-            f"(got {train.spike_sigmas}, {train.rollback_lr_factor})"
-        )
-    if train.checkpoint_artifacts not in ARTIFACT_CHOICES:
-        raise ValueError(
-            f"train.checkpoint_artifacts must be one of {ARTIFACT_CHOICES}, "
-            f"got {train.checkpoint_artifacts!r}"
         )
 
 

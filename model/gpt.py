@@ -16,19 +16,72 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 
+class ModelConfigError(ValueError):
+    """A model.* setting that cannot build a GPT: `model.<key> = <value>: <problem>`.
+
+    Shaped like model.config.SettingError (`section`, `key`, `value`, `problem`, `related`),
+    which this file does not import: it needs nothing but torch."""
+
+    def __init__(self, key: str, value: object, problem: str, related: tuple[str, ...] = ()):
+        self.section, self.key, self.value, self.problem = "model", key, value, problem
+        self.related = related
+        super().__init__(f"model.{key} = {value!r}: {problem}")
+
+
 @dataclass
 class ModelConfig:
-    """Shape of the GPT. `vocab_size` 0 means: take it from the trained tokenizer."""
+    """Shape of the GPT, checked when built (`validate`). `vocab_size` 0 means: take it from
+    the trained tokenizer."""
 
     n_layer: int = 4
+    """Transformer blocks (>= 1)."""
     n_head: int = 4
-    n_kv_head: int = 0  # key/value heads for grouped-query attention; 0 means n_head (plain MHA)
+    """Query heads (>= 1); n_embd must be n_head times an even head size."""
+    n_kv_head: int = 0
+    """Key/value heads for grouped-query attention, dividing n_head; 0 means n_head (MHA)."""
     n_embd: int = 128
+    """Width of the residual stream."""
     block_size: int = 128
+    """Context length in tokens (>= 1)."""
     vocab_size: int = 0
+    """Tokens in the vocabulary; 0: set from the trained tokenizer."""
     dropout: float = 0.0
+    """Dropout after the embedding and each residual branch (in [0, 1))."""
     bias: bool = False
-    rope_theta: float = 10000.0  # base of the rotary position embedding's angle frequencies
+    """Biases in the linear layers."""
+    rope_theta: float = 10000.0
+    """Base of the rotary position embedding's angle frequencies (> 0)."""
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def _require(self, ok: bool, key: str, problem: str, *related: str) -> None:
+        if not ok:
+            raise ModelConfigError(key, getattr(self, key), problem, related)
+
+    def validate(self) -> None:
+        """Raise ModelConfigError naming the first setting that cannot build a GPT (a
+        `vocab_size` of 0 passes: the tokenizer sets it; `check_config` refuses it)."""
+        for key in ("n_layer", "n_head", "n_embd", "block_size"):
+            self._require(getattr(self, key) >= 1, key, f"{key} must be >= 1")
+        self._require(
+            self.vocab_size >= 0, "vocab_size", "vocab_size must be >= 0 (0: from the tokenizer)"
+        )
+        self._require(
+            self.n_embd % self.n_head == 0 and (self.n_embd // self.n_head) % 2 == 0,
+            "n_embd",
+            f"n_embd must be model.n_head = {self.n_head} times an even head size "
+            "(RoPE rotates pairs of dimensions)",
+            "n_head",
+        )
+        self._require(
+            self.n_kv_head >= 0 and self.n_head % (self.n_kv_head or self.n_head) == 0,
+            "n_kv_head",
+            f"n_kv_head must divide model.n_head = {self.n_head} (0 = n_head)",
+            "n_head",
+        )
+        self._require(0.0 <= self.dropout < 1.0, "dropout", "dropout must be in [0, 1)")
+        self._require(self.rope_theta > 0, "rope_theta", "rope_theta must be > 0")
 
 
 # Named shapes (vocab_size 0: taken from the tokenizer); configs/*.toml use the same numbers.
@@ -169,17 +222,9 @@ class Block(nn.Module):
 
 def check_config(cfg: ModelConfig) -> None:
     """Raise ValueError naming the model.* setting that cannot build a GPT."""
+    cfg.validate()  # again: the fields may have been set one by one
     if cfg.vocab_size <= 0:
         raise ValueError("model.vocab_size must be > 0 (0 means: set it from the tokenizer)")
-    if cfg.n_embd % cfg.n_head or (cfg.n_embd // cfg.n_head) % 2:
-        raise ValueError(
-            f"model.n_embd={cfg.n_embd} must be n_head={cfg.n_head} times an even head size "
-            "(RoPE rotates pairs of dimensions)"
-        )
-    if cfg.n_head % (cfg.n_kv_head or cfg.n_head):
-        raise ValueError(
-            f"model.n_head={cfg.n_head} must be a multiple of n_kv_head={cfg.n_kv_head}"
-        )
 
 
 class GPT(nn.Module):

@@ -83,12 +83,8 @@ def crawl_web(
     on_progress: Callable[[int, int], None] | None = None,
 ) -> dict[str, Any]:
     """Breadth-first from `seeds` and `crawl.sitemaps` within the crawl's limits and time
-    budget; each URL is fetched once. Returns counts by outcome."""
-    if config.max_pages < 1 or config.max_depth < 0 or config.time_budget_s <= 0:
-        raise ValueError(
-            "crawl.max_pages must be >= 1, crawl.max_depth >= 0 and crawl.time_budget_s > 0, "
-            f"got {config.max_pages}, {config.max_depth} and {config.time_budget_s}"
-        )
+    budget; each URL is fetched once. Returns counts by outcome. (`config`'s limits were
+    checked when it was built: CrawlConfig.check; `seeds` are checked here.)"""
     started = time.time()
     deadline = started + config.time_budget_s
     level = sorted({_checked_seed(seed) for seed in seeds})

@@ -77,8 +77,6 @@ def train_tokenizer(
     spark: SparkSession, docs_uri: str, config: TokenizeConfig, out_path: Path
 ) -> dict[str, Any]:
     """Train BPE on at most `config.train_docs` documents of `docs_uri`; save it to `out_path`."""
-    if config.train_docs < 1:
-        raise ValueError(f"tokenize.train_docs must be >= 1, got {config.train_docs}")
     frame = read_documents_frame(spark, docs_uri)
     trainer = trainers.BpeTrainer(
         vocab_size=config.vocab_size,

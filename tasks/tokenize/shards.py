@@ -112,16 +112,6 @@ def effective_partitions(spark: SparkSession, docs_uri: str, config: TokenizeCon
     return max(config.partitions, math.ceil(size / (config.partition_mb << 20)))
 
 
-def _check_config(config: TokenizeConfig) -> None:
-    if not 0.0 <= config.val_fraction < 1.0:
-        raise ValueError(f"tokenize.val_fraction must be in [0, 1), got {config.val_fraction}")
-    if config.shard_tokens < 1 or config.partitions < 1:
-        raise ValueError(
-            "tokenize.shard_tokens and tokenize.partitions must be >= 1, got "
-            f"{config.shard_tokens} and {config.partitions}"
-        )
-
-
 def _write_json_atomic(path: Path, payload: dict[str, Any]) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_text(json.dumps(payload, indent=2, sort_keys=True))
@@ -179,7 +169,6 @@ def write_shards(
     out_dir: Path,
 ) -> dict[str, Any]:
     """Tokenize every document of `docs_uri` into shards + `manifest.json` in `out_dir`."""
-    _check_config(config)
     config = replace(config, partitions=effective_partitions(spark, docs_uri, config))
     tokenizer_json = Path(tokenizer_path).read_text(encoding="utf-8")
     tokenizer = Tokenizer.from_str(tokenizer_json)

@@ -46,8 +46,9 @@ def read_word_list(path: str, default_name: str | None) -> frozenset[str]:
     file = Path(path) if path else WORDLISTS / str(default_name)
     if not file.is_file():
         raise FileNotFoundError(
-            f"word list {file} does not exist: set the curate.*_file setting to a file with one "
-            "entry per line, or to an empty string for the bundled list"
+            f"word list {file} does not exist: set the filter's *_file setting (e.g. "
+            "curate.toxicity.badwords_file) to a file with one entry per line, or to an empty "
+            "string for the bundled list"
         )
     lines = file.read_text(encoding="utf-8").splitlines()
     return frozenset(line.strip().lower() for line in lines if line.strip())

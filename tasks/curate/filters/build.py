@@ -1,10 +1,10 @@
-"""Filters from `CurateConfig`, in the configured order."""
+"""Filters from `CurateConfig`, in the configured order, each with its own config section."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
-from tasks.config import CurateConfig
+from tasks.config import FILTER_NAMES, CurateConfig
 from tasks.curate.filters.base import DocumentFilter, read_word_list
 from tasks.curate.filters.c4 import C4QualityFilter
 from tasks.curate.filters.fineweb import FineWebQualityFilter
@@ -18,54 +18,25 @@ from tasks.curate.filters.toxicity import ToxicityFilter
 BADWORDS = "badwords_en_c4.txt"
 
 BUILDERS: dict[str, Callable[[CurateConfig], DocumentFilter]] = {
-    "length": lambda c: LengthFilter(c.min_chars),
+    "length": lambda c: LengthFilter(c.length),
     "links": lambda c: LinkFilter(
-        read_word_list(c.blocked_domains_file, None),
-        read_word_list(c.url_blockwords_file, BADWORDS),
-        c.max_url_line_fraction,
-        c.max_url_char_fraction,
+        read_word_list(c.links.blocked_domains_file, None),
+        read_word_list(c.links.url_blockwords_file, BADWORDS),
+        c.links,
     ),
-    "gopher_repetition": lambda c: GopherRepetitionFilter(
-        c.gopher_dup_line_fraction,
-        c.gopher_dup_para_fraction,
-        c.gopher_dup_line_char_fraction,
-        c.gopher_dup_para_char_fraction,
-        c.gopher_top_ngram_fractions,
-        c.gopher_dup_ngram_fractions,
-    ),
-    "gopher_quality": lambda c: GopherQualityFilter(
-        c.gopher_min_words,
-        c.gopher_max_words,
-        c.gopher_min_avg_word_length,
-        c.gopher_max_avg_word_length,
-        c.gopher_max_symbol_word_ratio,
-        c.gopher_max_bullet_lines_ratio,
-        c.gopher_max_ellipsis_lines_ratio,
-        c.gopher_min_alpha_words_ratio,
-        c.gopher_min_stop_words,
-    ),
-    "c4": lambda c: C4QualityFilter(
-        c.c4_min_sentences, c.c4_min_words_per_line, c.c4_max_word_length, c.c4_filter_curly_bracket
-    ),
-    "fineweb": lambda c: FineWebQualityFilter(
-        c.fineweb_line_punct_threshold,
-        c.fineweb_short_line_threshold,
-        c.fineweb_short_line_length,
-        c.fineweb_char_dup_threshold,
-        c.fineweb_newline_ratio,
-    ),
+    "gopher_repetition": lambda c: GopherRepetitionFilter(c.gopher_repetition),
+    "gopher_quality": lambda c: GopherQualityFilter(c.gopher_quality),
+    "c4": lambda c: C4QualityFilter(c.c4),
+    "fineweb": lambda c: FineWebQualityFilter(c.fineweb),
     "toxicity": lambda c: ToxicityFilter(
-        read_word_list(c.badwords_file, BADWORDS), c.toxicity_threshold
+        read_word_list(c.toxicity.badwords_file, BADWORDS), c.toxicity
     ),
     "pii": lambda c: PIIFilter(),
 }
+assert tuple(BUILDERS) == FILTER_NAMES, "tasks/config.py FILTER_NAMES lists every filter"
 
 
 def build_filters(config: CurateConfig) -> list[DocumentFilter]:
-    """The filters named in `config.filters`, in that order, with their thresholds."""
-    unknown = [name for name in config.filters if name not in BUILDERS]
-    if unknown:
-        raise ValueError(
-            f"curate.filters: unknown filter(s) {unknown}; known: {', '.join(BUILDERS)}"
-        )
+    """The filters named in `config.filters` (checked when the config is built), in that order,
+    with their thresholds."""
     return [BUILDERS[name](config) for name in config.filters]

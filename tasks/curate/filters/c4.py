@@ -9,8 +9,10 @@ for "lorem ipsum", a curly bracket (code), or fewer than `min_sentences` sentenc
 from __future__ import annotations
 
 import re
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, ClassVar
 
+from model.config import Checked
 from tasks.curate.filters.base import DocumentFilter, FilterResult
 
 END_PUNCTUATION = (".", "?", "!", '"', "'")
@@ -32,48 +34,60 @@ def count_sentences(line: str) -> int:
     return max(len(pieces), 1 if line.strip() else 0)
 
 
+@dataclass
+class C4Config(Checked):
+    """`curate.c4`: C4's line and document thresholds (Raffel et al. 2020)."""
+
+    section: ClassVar[str] = "curate.c4"
+
+    min_sentences: int = 5
+    """Fewer sentences in the kept lines: dropped (>= 0)."""
+    min_words_per_line: int = 3
+    """A line with fewer words is removed (>= 0)."""
+    max_word_length: int = 1000
+    """A line with a longer word is removed (>= 1)."""
+    filter_curly_bracket: bool = True
+    """Drop documents with a curly bracket (code) in a kept line."""
+
+    def check(self) -> None:
+        self.at_least(0, "min_sentences", "min_words_per_line")
+        self.at_least(1, "max_word_length")
+
+
 class C4QualityFilter(DocumentFilter):
     """The C4 heuristics: rewrites the text to its kept lines, drops by document rules."""
 
     name = "c4"
     counters = ("c4_lines_removed",)
 
-    def __init__(
-        self,
-        min_sentences: int = 5,
-        min_words_per_line: int = 3,
-        max_word_length: int = 1000,
-        filter_curly_bracket: bool = True,
-    ) -> None:
-        self.min_sentences = min_sentences
-        self.min_words_per_line = min_words_per_line
-        self.max_word_length = max_word_length
-        self.filter_curly_bracket = filter_curly_bracket
+    def __init__(self, config: C4Config | None = None) -> None:
+        self.config = config or C4Config()
 
     def filter(self, doc: dict[str, Any]) -> FilterResult:
+        cfg = self.config
         lines = doc["text"].splitlines()
         kept: list[str] = []
         sentences = 0
         for raw in lines:
             line = raw.strip()
             line_words = line.split()
-            if any(len(w) > self.max_word_length for w in line_words):
+            if any(len(w) > cfg.max_word_length for w in line_words):
                 continue
             line = CITATION.sub("", line)
             if not line.endswith(END_PUNCTUATION) or line.endswith("..."):
                 continue
-            if len(line_words) < self.min_words_per_line:
+            if len(line_words) < cfg.min_words_per_line:
                 continue
             lower = line.lower()
             if "lorem ipsum" in lower:
                 return False, "c4_lorem_ipsum"
             if "javascript" in lower or any(p in lower for p in POLICY_SUBSTRINGS):
                 continue
-            if self.filter_curly_bracket and "{" in line:
+            if cfg.filter_curly_bracket and "{" in line:
                 return False, "c4_curly_bracket"
             sentences += count_sentences(line)
             kept.append(line)
-        if sentences < self.min_sentences:
+        if sentences < cfg.min_sentences:
             return False, "c4_too_few_sentences"
         self.count(doc, "c4_lines_removed", len(lines) - len(kept))
         doc["text"] = "\n".join(kept).strip()

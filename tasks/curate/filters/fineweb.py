@@ -8,12 +8,36 @@ characters in duplicated lines reach `char_dup_threshold` of the text, or there 
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, ClassVar
 
+from model.config import Checked
 from tasks.curate.filters.base import DocumentFilter, FilterResult
 from tasks.curate.filters.gopher_repetition import duplicates
 
 TERMINAL_PUNCTUATION = (".", "!", "?", '"', "'", "”", "’", "…", "。", "！", "？")
+
+
+@dataclass
+class FineWebConfig(Checked):
+    """`curate.fineweb`: FineWeb's extra thresholds (Penedo et al. 2024)."""
+
+    section: ClassVar[str] = "curate.fineweb"
+
+    line_punct_threshold: float = 0.12
+    """At most this share of lines ending in terminal punctuation: dropped (in [0, 1])."""
+    short_line_threshold: float = 0.67
+    """At least this share of short lines: dropped (in [0, 1])."""
+    short_line_length: int = 30
+    """A line of at most this many characters is short (>= 0)."""
+    char_dup_threshold: float = 0.01
+    """At least this share of characters in duplicated lines: dropped (in [0, 1])."""
+    newline_ratio: float = 0.3
+    """More newlines per word (a list): dropped (>= 0)."""
+
+    def check(self) -> None:
+        self.fraction("line_punct_threshold", "short_line_threshold", "char_dup_threshold")
+        self.at_least(0, "short_line_length", "newline_ratio")
 
 
 class FineWebQualityFilter(DocumentFilter):
@@ -21,33 +45,23 @@ class FineWebQualityFilter(DocumentFilter):
 
     name = "fineweb"
 
-    def __init__(
-        self,
-        line_punct_threshold: float = 0.12,
-        short_line_threshold: float = 0.67,
-        short_line_length: int = 30,
-        char_dup_threshold: float = 0.01,
-        newline_ratio: float = 0.3,
-    ) -> None:
-        self.line_punct_threshold = line_punct_threshold
-        self.short_line_threshold = short_line_threshold
-        self.short_line_length = short_line_length
-        self.char_dup_threshold = char_dup_threshold
-        self.newline_ratio = newline_ratio
+    def __init__(self, config: FineWebConfig | None = None) -> None:
+        self.config = config or FineWebConfig()
 
     def filter(self, doc: dict[str, Any]) -> FilterResult:
+        cfg = self.config
         text = doc["text"]
         lines = [ln for ln in text.split("\n") if ln.strip()]
         if not lines:
             return False, "fineweb_empty"
         punct = sum(ln.rstrip().endswith(TERMINAL_PUNCTUATION) for ln in lines) / len(lines)
-        if punct <= self.line_punct_threshold:
+        if punct <= cfg.line_punct_threshold:
             return False, "fineweb_line_punct"
-        short = sum(len(ln) <= self.short_line_length for ln in lines) / len(lines)
-        if short >= self.short_line_threshold:
+        short = sum(len(ln) <= cfg.short_line_length for ln in lines) / len(lines)
+        if short >= cfg.short_line_threshold:
             return False, "fineweb_short_lines"
-        if duplicates(lines)[1] / max(len(text.replace("\n", "")), 1) >= self.char_dup_threshold:
+        if duplicates(lines)[1] / max(len(text.replace("\n", "")), 1) >= cfg.char_dup_threshold:
             return False, "fineweb_char_dup"
-        if text.count("\n") / max(len(text.split()), 1) > self.newline_ratio:
+        if text.count("\n") / max(len(text.split()), 1) > cfg.newline_ratio:
             return False, "fineweb_list_ratio"
         return True

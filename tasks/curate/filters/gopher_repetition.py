@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from collections.abc import Sequence
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
 
+from model.config import Checked
 from tasks.curate.filters.base import DocumentFilter, FilterResult
 
 PARAGRAPH_BREAK = re.compile(r"\n{2,}")
@@ -56,47 +57,78 @@ def repeated_ngram_chars(tokens: list[str], n: int) -> int:
     return chars
 
 
+@dataclass
+class GopherRepetitionConfig(Checked):
+    """`curate.gopher_repetition`: Gopher's repetition thresholds (Rae et al. 2021, table A1),
+    each a share in [0, 1]: of the lines or paragraphs (`*_fraction`), else of the
+    characters."""
+
+    section: ClassVar[str] = "curate.gopher_repetition"
+
+    dup_line_fraction: float = 0.3
+    """Repeated lines, by count."""
+    dup_para_fraction: float = 0.3
+    """Repeated paragraphs, by count."""
+    dup_line_char_fraction: float = 0.2
+    """Characters in repeated lines."""
+    dup_para_char_fraction: float = 0.2
+    """Characters in repeated paragraphs."""
+    top_ngram_fractions: list[float] = field(default_factory=lambda: [0.2, 0.18, 0.16])
+    """Characters covered by the most frequent n-gram, for n = 2, 3, 4 (up to 3 entries)."""
+    dup_ngram_fractions: list[float] = field(
+        default_factory=lambda: [0.15, 0.14, 0.13, 0.12, 0.11, 0.10]
+    )
+    """Characters in repeated n-grams, for n = 5 .. 10 (up to 6 entries)."""
+
+    def check(self) -> None:
+        self.fraction(
+            "dup_line_fraction",
+            "dup_para_fraction",
+            "dup_line_char_fraction",
+            "dup_para_char_fraction",
+        )
+        for key, most, first in (("top_ngram_fractions", 3, 2), ("dup_ngram_fractions", 6, 5)):
+            values = getattr(self, key)
+            self.require(
+                len(values) <= most,
+                key,
+                f"{key} holds the limits for n = {first} .. {first + most - 1}: "
+                f"at most {most} entries",
+            )
+            self.require(
+                all(0.0 <= v <= 1.0 for v in values), key, f"{key} entries must be in [0, 1]"
+            )
+
+
 class GopherRepetitionFilter(DocumentFilter):
     """Drops documents whose lines, paragraphs or n-grams repeat too much."""
 
     name = "gopher_repetition"
 
-    def __init__(
-        self,
-        dup_line_fraction: float = 0.3,
-        dup_para_fraction: float = 0.3,
-        dup_line_char_fraction: float = 0.2,
-        dup_para_char_fraction: float = 0.2,
-        top_ngram_fractions: Sequence[float] = (0.2, 0.18, 0.16),
-        dup_ngram_fractions: Sequence[float] = (0.15, 0.14, 0.13, 0.12, 0.11, 0.10),
-    ) -> None:
-        self.dup_line_fraction = dup_line_fraction
-        self.dup_para_fraction = dup_para_fraction
-        self.dup_line_char_fraction = dup_line_char_fraction
-        self.dup_para_char_fraction = dup_para_char_fraction
-        self.top_ngram_fractions = tuple(top_ngram_fractions)
-        self.dup_ngram_fractions = tuple(dup_ngram_fractions)
+    def __init__(self, config: GopherRepetitionConfig | None = None) -> None:
+        self.config = config or GopherRepetitionConfig()
 
     def filter(self, doc: dict[str, Any]) -> FilterResult:
+        cfg = self.config
         text = doc["text"]
         size = max(len(text), 1)
         paragraphs = PARAGRAPH_BREAK.split(text.strip())
         count, chars = duplicates(paragraphs)
-        if count / len(paragraphs) > self.dup_para_fraction:
+        if count / len(paragraphs) > cfg.dup_para_fraction:
             return False, "gopher_dup_paragraphs"
-        if chars / size > self.dup_para_char_fraction:
+        if chars / size > cfg.dup_para_char_fraction:
             return False, "gopher_dup_paragraph_chars"
         lines = LINE_BREAK.split(text)
         count, chars = duplicates(lines)
-        if count / len(lines) > self.dup_line_fraction:
+        if count / len(lines) > cfg.dup_line_fraction:
             return False, "gopher_dup_lines"
-        if chars / size > self.dup_line_char_fraction:
+        if chars / size > cfg.dup_line_char_fraction:
             return False, "gopher_dup_line_chars"
         tokens = text.split()
-        for n, limit in enumerate(self.top_ngram_fractions, start=2):
+        for n, limit in enumerate(cfg.top_ngram_fractions, start=2):
             if top_ngram_chars(tokens, n) / size > limit:
                 return False, f"gopher_top_{n}_gram"
-        for n, limit in enumerate(self.dup_ngram_fractions, start=5):
+        for n, limit in enumerate(cfg.dup_ngram_fractions, start=5):
             if repeated_ngram_chars(tokens, n) / size > limit:
                 return False, f"gopher_dup_{n}_grams"
         return True

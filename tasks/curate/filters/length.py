@@ -1,10 +1,26 @@
-"""The length floor: documents with fewer than `min_chars` non-blank characters are dropped."""
+"""The length floor: documents with fewer than `curate.length.min_chars` non-blank characters
+are dropped."""
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, ClassVar
 
+from model.config import Checked
 from tasks.curate.filters.base import DocumentFilter, FilterResult
+
+
+@dataclass
+class LengthConfig(Checked):
+    """`curate.length`: the length floor."""
+
+    section: ClassVar[str] = "curate.length"
+
+    min_chars: int = 100
+    """Fewer stripped characters than this: dropped as too_short (>= 0)."""
+
+    def check(self) -> None:
+        self.at_least(0, "min_chars")
 
 
 class LengthFilter(DocumentFilter):
@@ -12,8 +28,10 @@ class LengthFilter(DocumentFilter):
 
     name = "length"
 
-    def __init__(self, min_chars: int = 100) -> None:
-        self.min_chars = min_chars
+    def __init__(self, config: LengthConfig | None = None) -> None:
+        self.config = config or LengthConfig()
 
     def filter(self, doc: dict[str, Any]) -> FilterResult:
-        return True if len(doc["text"].strip()) >= self.min_chars else (False, "too_short")
+        if len(doc["text"].strip()) >= self.config.min_chars:
+            return True
+        return False, "too_short"

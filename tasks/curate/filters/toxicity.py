@@ -9,9 +9,27 @@ contains any entry of the list as a whole word or phrase.
 from __future__ import annotations
 
 import re
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, ClassVar
 
+from model.config import Checked
 from tasks.curate.filters.base import DocumentFilter, FilterResult
+
+
+@dataclass
+class ToxicityConfig(Checked):
+    """`curate.toxicity`: the C4 bad-words rule and the classifier's threshold."""
+
+    section: ClassVar[str] = "curate.toxicity"
+
+    badwords_file: str = ""
+    """Bad words and phrases, one per line; "" = the bundled C4 list (tasks/curate/wordlists/)."""
+    threshold: float = 0.9
+    """A document whose highest line score reaches this is dropped as toxic; > 1 switches
+    the classifier off (>= 0)."""
+
+    def check(self) -> None:
+        self.at_least(0, "threshold")
 
 
 def badword_pattern(entries: frozenset[str]) -> re.Pattern[str] | None:
@@ -30,13 +48,15 @@ def toxicity_scores(texts: list[str]) -> list[float]:
 
 
 class ToxicityFilter(DocumentFilter):
-    """Drops documents with a listed bad word, or whose toxicity score reaches `threshold`."""
+    """Drops documents with a listed bad word, or whose toxicity score reaches
+    `curate.toxicity.threshold`."""
 
     name = "toxicity"
 
-    def __init__(self, badwords: frozenset[str], threshold: float = 0.9) -> None:
+    def __init__(self, badwords: frozenset[str], config: ToxicityConfig | None = None) -> None:
+        """`badwords`: the entries of the config's `badwords_file`."""
         self.badwords = badwords
-        self.threshold = threshold
+        self.config = config or ToxicityConfig()
         self._pattern: re.Pattern[str] | None = None
 
     def __getstate__(self) -> dict[str, Any]:
@@ -49,6 +69,7 @@ class ToxicityFilter(DocumentFilter):
         if self._pattern is not None and self._pattern.search(text):
             return False, "badwords"
         lines = [ln for ln in text.splitlines() if ln.strip()]
-        if self.threshold <= 1.0 and max(toxicity_scores(lines), default=0.0) >= self.threshold:
+        threshold = self.config.threshold
+        if threshold <= 1.0 and max(toxicity_scores(lines), default=0.0) >= threshold:
             return False, "toxic"
         return True
