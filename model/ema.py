@@ -3,9 +3,7 @@
 After every optimizer step: average = d * average + (1 - d) * weights, with
 d = min(decay, (1 + n) / (10 + n)) after n updates, so the first steps are not frozen in by a
 near-1 decay. On small data a model's last weights are noisy and over-fitted; their average is
-smoother: on tinyshakespeare (bench/train_quality.py, three 5-minute runs) validation bits per
-byte went from 2.15 (last weights) to 2.125-2.136 at decay 0.995, at no cost in training speed
-worth measuring.
+smoother and scores better (bench/train_quality.py; the figures are in bench/README.md).
 
 The average is kept in float32 on every rank (4 bytes per parameter, plus a copy in the
 module's dtype while it is swapped in), from the parameters the engine's module holds: the

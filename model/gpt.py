@@ -143,8 +143,7 @@ def apply_rope(
 
 def attention_dtype(x: torch.Tensor) -> torch.dtype:
     """The dtype attention runs in. On CPU, float32: PyTorch's CPU flash-attention kernel is
-    slower in bf16 than in float32, backward above all (measured with torch 2.13 on this
-    project's Xeon, B=16 H=4 T=128 D=48, forward plus backward: 24.9 ms bf16, 8.8 ms float32),
+    slower in bf16 than in float32, backward above all (the measurement is in bench/README.md),
     and float32 is the more exact. Elsewhere (CUDA), the activations' own dtype."""
     return torch.float32 if x.device.type == "cpu" else x.dtype
 

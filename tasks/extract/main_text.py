@@ -18,9 +18,8 @@ from py3langid.langid import MODEL_FILE, LanguageIdentifier
 
 from tasks.config import ExtractConfig
 
-# py3langid's cost grows with the text (a Python loop over its bytes: ~2 s for a book). On
-# the 92 benchmark articles (5 languages) the first 1,000 characters give the same language
-# as the whole text every time, at under half the cost of 4,000.
+# py3langid's cost grows with the text (a Python loop over its bytes); the first 1,000
+# characters decide the language as the whole text does (bench/README.md has the check).
 LANG_ID_CHARS = 1000
 # Two or more cell separators with only blanks between: empty table cells.
 EMPTY_CELLS = re.compile(r"\|(?:[ \t]*\|)+")

@@ -79,8 +79,8 @@ class OpenShard:
 @lru_cache(maxsize=1)
 def worker_tokenizer(tokenizer_json: str) -> Tokenizer:
     """The tokenizer, built once per Python worker process (Spark reuses a worker for the
-    tasks and jobs that follow): a fresh tokenizer per task made each later task slower (up to
-    ~30% more CPU per MB after a few dozen tasks) and the worker's memory grow."""
+    tasks and jobs that follow): a fresh tokenizer per task made each later task slower and
+    the worker's memory grow (bench/README.md)."""
     return tokenizer_from_json(tokenizer_json)  # document text cannot forge an end-of-text id
 
 
