@@ -155,7 +155,15 @@ class Checkpoints:
         every = self.tc.checkpoint_every
         return step == self.tc.steps or bool(every and step % every == 0)
 
-    def save(self, progress: Progress, guard: Guard) -> Path:
+    def save(self, progress: Progress, guard: Guard, tracker: Tracker) -> Path:
+        """Save the step (every rank); copy it to MLflow as `train.checkpoint_artifacts` says."""
+        folder = self._save(progress, guard)
+        artifacts = self.tc.checkpoint_artifacts
+        if artifacts == "all" or (artifacts == "last" and progress.step == self.tc.steps):
+            tracker.log_artifacts(folder, f"checkpoints/{folder.name}")
+        return folder
+
+    def _save(self, progress: Progress, guard: Guard) -> Path:
         client = {
             "loader": self.data.batches.state_dict(),
             "summary": {
@@ -169,6 +177,10 @@ class Checkpoints:
         return save_checkpoint(
             self.engine, self.root, progress.step, client, self.tc.keep_checkpoints, save_extra
         )
+
+    def latest(self) -> Path | None:
+        """The newest good checkpoint (every rank must call)."""
+        return latest_good_checkpoint(self.root)
 
     def _load(self, folder: Path) -> dict[str, Any]:
         client = load_checkpoint(self.engine, folder)
@@ -244,12 +256,38 @@ class StepLog:
             "mfu": mfu(self.cfg, speed, self.tc.peak_flops, self.world),
         }
 
+    def summary(self, progress: Progress, final_loss: float, model: GPT) -> dict[str, Any]:
+        """The run's losses, speed and size, for train_summary.json."""
+        return {
+            "steps": self.tc.steps,
+            "first_loss": progress.first_loss,
+            "final_loss": final_loss,
+            "tokens_per_s": progress.steps_run * self.tokens_per_step / max(progress.train_s, 1e-9),
+            "steps_run": progress.steps_run,
+            "num_params": model.num_params(),
+            "flops_per_token": flops_per_token(self.cfg),
+        }
+
     def write(self, step: int, metrics: dict[str, float]) -> None:
         if metrics and self.rank == 0:
             self.tracker.log_metrics(metrics, step)
             shown = " | ".join(f"{k} {v:.4g}" for k, v in metrics.items())
             print(f"step {step}/{self.tc.steps} | {shown}", flush=True)
             events.emit("step", step=step, steps=self.tc.steps, metrics=metrics)
+
+    def guard(self, step: int, verdict: Any, guard: Guard, to_step: int | None = None) -> None:
+        """Say what the guard did at `step` (a skip, or a rollback to `to_step`)."""
+        if to_step is None:
+            text = f"guard: step {step}: {verdict.reason} ({guard.bad_steps} in all)"
+            where = {}
+        else:
+            text = (
+                f"guard: {verdict.reason}: rolled back to step {to_step}, lr x "
+                f"{guard.lr_scale:g} (rollback {guard.rollbacks} of {self.tc.max_rollbacks})"
+            )
+            where = {"to_step": to_step}
+        fields = {"action": verdict.action, "reason": verdict.reason, "counts": guard.counts()}
+        self.say(text, "guard", step=step, **fields, **where)
 
     def say(self, text: str, kind: str = "", **fields: Any) -> None:
         """Print `text` for the log and, with `kind`, the same news as an event (rank 0)."""
@@ -281,6 +319,14 @@ class Evaluation:
             )
             metrics["val_loss_ema"] = self.val_loss_ema
         return metrics
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            # of the exported weights: the average's with train.ema_decay, else the last ones'
+            "val_loss": self.exported,
+            "val_loss_last_weights": self.val_loss,
+            "exported_weights": "last" if self.average is None else f"ema {self.tc.ema_decay}",
+        }
 
     @property
     def exported(self) -> float:
@@ -334,31 +380,11 @@ def train(job: Job) -> dict[str, Any] | None:
             if verdict.action == "rollback":
                 progress = checkpoints.rollback(progress, verdict.reason)
                 set_lr_now(engine)
-                text = (
-                    f"guard: {verdict.reason}: rolled back to step {progress.step}, lr x "
-                    f"{guard.lr_scale:g} (rollback {guard.rollbacks} of {tc.max_rollbacks})"
-                )
-                log.say(
-                    text,
-                    "guard",
-                    step=step,
-                    action="rollback",
-                    reason=verdict.reason,
-                    to_step=progress.step,
-                    counts=guard.counts(),
-                )
+                log.guard(step, verdict, guard, to_step=progress.step)
                 log.start(progress)
                 continue
             if verdict.action == "skip":
-                text = f"guard: step {step}: {verdict.reason} ({guard.bad_steps} in all)"
-                log.say(
-                    text,
-                    "guard",
-                    step=step,
-                    action="skip",
-                    reason=verdict.reason,
-                    counts=guard.counts(),
-                )
+                log.guard(step, verdict, guard)
             if verdict.applied and average is not None:
                 average.update()
             if step == 1:
@@ -371,21 +397,15 @@ def train(job: Job) -> dict[str, Any] | None:
                 metrics |= guard.counts()
             log.write(step, metrics)
             if checkpoints.due(step):
-                folder = checkpoints.save(progress, guard)
-                if tc.checkpoint_artifacts == "all" or (
-                    tc.checkpoint_artifacts == "last" and step == tc.steps
-                ):
-                    tracker.log_artifacts(folder, f"checkpoints/{folder.name}")
+                checkpoints.save(progress, guard, tracker)
             if step == faults.kill_at_step and rank == 0:
                 faults.kill_run()  # an injected SIGKILL of the whole run (model/faults.py)
     except TrainingStopped as stop:
         tracker.set_tags({HEALTH_TAG: STOPPED, "lmforge.train.stopped": str(stop)})
         tracker.log_metrics(guard.counts(), progress.step)
         tracker.close()
-        raise TrainingStopped(
-            f"training stopped: {stop} (run in {job.out_dir}; last good checkpoint: "
-            f"{latest_good_checkpoint(checkpoints.root)})"
-        ) from None
+        where = f"run in {job.out_dir}; last good checkpoint: {checkpoints.latest()}"
+        raise TrainingStopped(f"training stopped: {stop} ({where})") from None
     if math.isnan(evaluation.val_loss):  # resumed from the final checkpoint: evaluate it
         evaluation.run()
     health = guard.outcome(evaluation.exported)
@@ -397,17 +417,8 @@ def train(job: Job) -> dict[str, Any] | None:
     if rank == 0:
         export_model(model_with_weights(cfg, weights), cfg, job.out_dir / "model", data.tokenizer)
         summary = {
-            "steps": tc.steps,
-            "first_loss": progress.first_loss,
-            "final_loss": train_loss,
-            # of the exported weights: the average's with train.ema_decay, else the last ones'
-            "val_loss": evaluation.exported,
-            "val_loss_last_weights": evaluation.val_loss,
-            "exported_weights": "last" if average is None else f"ema {tc.ema_decay}",
-            "tokens_per_s": progress.steps_run * log.tokens_per_step / max(progress.train_s, 1e-9),
-            "steps_run": progress.steps_run,
-            "num_params": model.num_params(),
-            "flops_per_token": flops_per_token(cfg),
+            **log.summary(progress, train_loss, model),
+            **evaluation.summary(),
             "world_size": world,
             "resumed_from": resumed.name if resumed else None,
             "health": health,
