@@ -57,8 +57,8 @@ class Checked:
     def validate(self) -> None:
         for key, choices in literal_choices(type(self)).items():
             value = getattr(self, key)
-            # bool is an int: True must not pass for 1
-            if isinstance(value, bool) or value not in choices:
+            # the choice's own type too: True == 1 and 2.0 == 2, yet neither is a choice
+            if not any(type(value) is type(c) and value == c for c in choices):
                 listed = ", ".join(repr(c) for c in choices)
                 self.fail(key, f"{key} must be one of {listed}")
         self.check()

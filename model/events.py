@@ -27,7 +27,14 @@ def emit(kind: str, **fields: Any) -> None:
 
 
 def parse(line: str) -> dict[str, Any] | None:
-    """The event a line carries, or None for an ordinary output line."""
-    if not line.startswith(PREFIX):
+    """The event a line carries, or None for an ordinary output line (also one whose JSON was
+    cut or mixed with another rank's output: a progress line must never end a run). With a
+    hostfile, pdsh puts `<host>: ` before each line; that prefix is skipped."""
+    start = line.find(PREFIX)
+    if start < 0 or (start and not line[:start].rstrip().endswith(":")):
         return None
-    return json.loads(line[len(PREFIX) :])
+    try:
+        event = json.loads(line[start + len(PREFIX) :])
+    except ValueError:
+        return None
+    return event if isinstance(event, dict) and "event" in event else None

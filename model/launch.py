@@ -175,7 +175,10 @@ def run_launcher(
                 event = events.parse(line)
                 if event is not None:
                     if on_event is not None:
-                        on_event(event)
+                        try:
+                            on_event(event)
+                        except Exception as err:  # noqa: BLE001 - progress must not end a run
+                            warnings.warn(f"progress event not handled: {err!r}", stacklevel=2)
                     continue
                 tail.append(line)
                 if on_line is not None:

@@ -564,7 +564,8 @@ def _check_value(key: str, value: Any, hint: Any, source: str) -> Any:
     origin = typing.get_origin(hint)
     if origin is Literal:
         choices = typing.get_args(hint)
-        if isinstance(value, bool) or value not in choices:
+        # the choice's own type too: 2.0 == 2, but zero_stage 2.0 is not a stage
+        if not any(type(value) is type(c) and value == c for c in choices):
             listed = ", ".join(repr(c) for c in choices)
             raise ConfigError(f"{source}: {key} = {value!r}: must be one of {listed}")
         return value

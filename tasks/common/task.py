@@ -10,10 +10,18 @@ from __future__ import annotations
 
 from typing import Any
 
+from prefect import task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
+from prefect.cache_policies import NO_CACHE
 from prefect.states import Completed, State
 
 from tasks.common.step import StepResult
+
+
+def step_task(name: str, hours: float, **options: Any) -> Any:
+    """The Prefect task decorator of a step: its name, a time limit, and no Prefect result
+    cache (the step's fingerprint decides whether it runs); `options` as `prefect.task`'s."""
+    return task(name=name, cache_policy=NO_CACHE, timeout_seconds=int(hours * 3600), **options)
 
 
 def finished(result: StepResult) -> State:
@@ -66,6 +74,14 @@ def _shown(value: Any) -> str:
     if isinstance(value, int) and not isinstance(value, bool):
         return f"{value:,}"
     return str(value)
+
+
+def published(
+    result: StepResult, title: str, rows: list[dict[str, Any]], numbers: dict[str, Any]
+) -> State:
+    """Publish the step's artifacts (`publish_step`), then its final state (`finished`)."""
+    publish_step(result, title, rows, numbers)
+    return finished(result)
 
 
 def publish_step(

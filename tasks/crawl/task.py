@@ -8,15 +8,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from prefect import task
 from prefect.artifacts import create_progress_artifact, update_progress_artifact
-from prefect.cache_policies import NO_CACHE
 from prefect.states import State
 from pyspark.sql import SparkSession
 
 from tasks.common.spark import spark_session
 from tasks.common.step import StepResult, run_step
-from tasks.common.task import finished, publish_step
+from tasks.common.task import published, step_task
 from tasks.config import CrawlConfig, LmforgeConfig
 from tasks.crawl.crawler import crawl
 
@@ -57,14 +55,7 @@ def network_failure(task: Any, task_run: Any, state: State) -> bool:
     return isinstance(error, OSError) and not isinstance(error, on_disk | NotADirectoryError)
 
 
-@task(
-    name="crawl",
-    cache_policy=NO_CACHE,
-    retries=2,
-    retry_delay_seconds=30,
-    retry_condition_fn=network_failure,
-    timeout_seconds=6 * 3600,
-)
+@step_task("crawl", hours=6, retries=2, retry_delay_seconds=30, retry_condition_fn=network_failure)
 def crawl_step(config: LmforgeConfig, snapshot: str = "") -> State:
     """Crawl the configured seeds (default: the embedded pydoc site) into `<work_dir>/crawl/`.
     A `snapshot` label (e.g. the ISO week) makes a new crawl of the same seeds."""
@@ -90,5 +81,4 @@ def crawl_step(config: LmforgeConfig, snapshot: str = "") -> State:
         "books": stats.get("books", 0),
         "seconds": stats.get("seconds", 0.0),
     }
-    publish_step(result, "Crawl", crawl_rows(stats), numbers)
-    return finished(result)
+    return published(result, "Crawl", crawl_rows(stats), numbers)

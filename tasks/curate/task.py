@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-from prefect import task
-from prefect.cache_policies import NO_CACHE
 from prefect.states import State
 
 from tasks.common.spark import spark_session
 from tasks.common.step import StepResult, run_step
-from tasks.common.task import finished, funnel_rows, publish_step
+from tasks.common.task import funnel_rows, published, step_task
 from tasks.config import LmforgeConfig
 from tasks.curate.curate import curate_documents
 
 
-@task(name="curate", cache_policy=NO_CACHE, timeout_seconds=12 * 3600)
+@step_task("curate", hours=12)
 def curate_step(config: LmforgeConfig, extracted: StepResult) -> State:
     """Filter and deduplicate the extracted documents into `<work_dir>/curate/`."""
     spark = spark_session(config.spark)
@@ -44,5 +42,4 @@ def curate_step(config: LmforgeConfig, extracted: StepResult) -> State:
         "deduplicated against": config.curate.previous_output or "(this input only)",
         "seconds": stats.get("seconds", 0.0),
     }
-    publish_step(result, "Curate", funnel_rows(stats), numbers)
-    return finished(result)
+    return published(result, "Curate", funnel_rows(stats), numbers)

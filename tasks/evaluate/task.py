@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-from prefect import task
-from prefect.cache_policies import NO_CACHE
 from prefect.states import State
 
 from tasks.common.step import StepResult, run_step
-from tasks.common.task import finished
+from tasks.common.task import finished, step_task
 from tasks.config import LmforgeConfig
 from tasks.evaluate.report import evaluate_trained
 
 
-@task(name="evaluate", cache_policy=NO_CACHE, timeout_seconds=6 * 3600)
+@step_task("evaluate", hours=6)
 def evaluate_step(config: LmforgeConfig, trained: StepResult, tokens: StepResult) -> State:
     """Validation loss, perplexity and sample generations of the trained model."""
     result = run_step(

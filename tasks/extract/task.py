@@ -4,18 +4,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from prefect import task
-from prefect.cache_policies import NO_CACHE
 from prefect.states import State
 
 from tasks.common.spark import spark_session
 from tasks.common.step import StepResult, run_step
-from tasks.common.task import finished, funnel_rows, publish_step
+from tasks.common.task import funnel_rows, published, step_task
 from tasks.config import LmforgeConfig
 from tasks.extract.extract import extract_documents
 
 
-@task(name="extract", cache_policy=NO_CACHE, timeout_seconds=6 * 3600)
+@step_task("extract", hours=6)
 def extract_step(config: LmforgeConfig, crawled: StepResult) -> State:
     """Turn crawled pages and books into document records in `<work_dir>/extract/`."""
     spark = spark_session(config.spark)
@@ -35,5 +33,4 @@ def extract_step(config: LmforgeConfig, crawled: StepResult) -> State:
     numbers = {"records in": sum(inputs.values()), "documents kept": stats.get("kept", 0)}
     numbers["records dropped"] = dropped
     numbers |= {f"language {lang}": n for lang, n in stats.get("langs", {}).items()}
-    publish_step(result, "Extract", rows + funnel_rows(stats), numbers)
-    return finished(result)
+    return published(result, "Extract", rows + funnel_rows(stats), numbers)

@@ -3,13 +3,11 @@ the UI shows after it: metrics, links to the MLflow run and model version, promo
 
 from __future__ import annotations
 
-from prefect import task
 from prefect.artifacts import create_markdown_artifact
-from prefect.cache_policies import NO_CACHE
 from prefect.states import State
 
 from tasks.common.step import StepResult, run_step
-from tasks.common.task import finished
+from tasks.common.task import finished, step_task
 from tasks.config import LmforgeConfig
 from tasks.register.registry import register_model
 
@@ -60,7 +58,7 @@ def evaluation_report(
     return "\n".join(lines)
 
 
-@task(name="register", cache_policy=NO_CACHE, timeout_seconds=3600)
+@step_task("register", hours=1)
 def register_step(config: LmforgeConfig, trained: StepResult, evaluated: StepResult) -> State:
     """Register the evaluated model as a new version of `tracking.model_name`."""
     result = run_step(

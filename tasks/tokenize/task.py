@@ -5,14 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from prefect import task
-from prefect.cache_policies import NO_CACHE
 from prefect.states import State
 
 from model.files import sha256_file
 from tasks.common.spark import spark_session
 from tasks.common.step import StepResult, run_step
-from tasks.common.task import finished, publish_step
+from tasks.common.task import published, step_task
 from tasks.config import LmforgeConfig
 from tasks.tokenize.bpe import train_tokenizer, use_tokenizer_file
 from tasks.tokenize.shards import write_shards
@@ -30,7 +28,7 @@ def split_rows(stats: dict[str, Any]) -> list[dict[str, Any]]:
     return rows
 
 
-@task(name="tokenize", cache_policy=NO_CACHE, timeout_seconds=12 * 3600)
+@step_task("tokenize", hours=12)
 def tokenize_step(config: LmforgeConfig, curated: StepResult) -> State:
     """Train (or take `tokenize.tokenizer_file`) a tokenizer, write token shards to
     `<work_dir>/tokenize/`."""
@@ -69,5 +67,4 @@ def tokenize_step(config: LmforgeConfig, curated: StepResult) -> State:
         "tokenizer": "given file" if given else "trained here",
         "seconds": stats.get("seconds", 0.0),
     }
-    publish_step(result, "Tokenize", split_rows(stats), numbers)
-    return finished(result)
+    return published(result, "Tokenize", split_rows(stats), numbers)

@@ -12,13 +12,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from prefect import get_run_logger, task
+from prefect import get_run_logger
 from prefect.artifacts import create_progress_artifact, update_progress_artifact
-from prefect.cache_policies import NO_CACHE
 from prefect.states import State
 
 from tasks.common.step import StepResult, run_step
-from tasks.common.task import finished
+from tasks.common.task import finished, step_task
 from tasks.config import LmforgeConfig
 from tasks.train.tracked_launch import train_model
 
@@ -42,7 +41,7 @@ def progress_reporter(
     return logger.info, on_event
 
 
-@task(name="train", cache_policy=NO_CACHE, timeout_seconds=72 * 3600)
+@step_task("train", hours=72)
 def train_step(
     config: LmforgeConfig, tokens: StepResult, upstream: list[StepResult], init_from: str = ""
 ) -> State:

@@ -169,3 +169,13 @@ def test_a_crash_before_the_work_is_done_still_fails(tiny_corpus: Path, tmp_path
     assert finished_despite_exit_code(out) == ""
     (out / "model" / "model.safetensors").write_bytes(b"half-written")
     assert "does not match the checksums" in finished_despite_exit_code(out)
+
+
+def test_event_lines_parse_and_a_damaged_one_is_only_a_line() -> None:
+    from model.events import PREFIX, parse
+
+    assert parse(PREFIX + '{"event": "step", "step": 3}') == {"event": "step", "step": 3}
+    assert parse("node2: " + PREFIX + '{"event": "step", "step": 3}')["step"] == 3  # pdsh
+    assert parse(PREFIX + '{"event": "step", "st') is None  # cut: an ordinary line
+    assert parse("step 3/20 | train_loss 2.1") is None
+    assert parse("x" + PREFIX + '{"event": "step"}') is None

@@ -144,3 +144,8 @@ def test_sections_check_themselves_when_built():
         TrainConfig(offload_params=True)
     with pytest.raises(ValueError, match=r"crawl\.max_pages = 0: max_pages must be >= 1"):
         CrawlConfig(max_pages=0)
+
+
+def test_a_choice_must_have_its_own_type() -> None:
+    with pytest.raises(ConfigError, match="train.zero_stage = 2.0"):
+        load_config(None, ["train.zero_stage=2.0"])
