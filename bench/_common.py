@@ -6,13 +6,21 @@ sys.path: bench/tokenize.py would shadow the standard library's `tokenize`).
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import psutil
+
+# The real-text corpus the benchmarks read (books, the extraction benchmark, ...): the folder
+# `LMFORGE_CORPUS` names, else a `shared/corpus` beside the clone (the team's machines have one).
+CORPUS = Path(
+    os.environ.get("LMFORGE_CORPUS") or Path(__file__).resolve().parents[2] / "shared" / "corpus"
+)
 
 
 class PeakRss:

@@ -26,13 +26,12 @@ sys.path[:0] = [str(ROOT), str(ROOT / "tests" / "tasks" / "curate")]
 
 from planted import book_passages, edited_copy  # noqa: E402
 
-from bench._common import alternate  # noqa: E402
+from bench._common import CORPUS, alternate  # noqa: E402
 from tasks.common.spark import spark_session  # noqa: E402
 from tasks.config import CurateConfig, SparkConfig  # noqa: E402
 from tasks.curate.minhash import shingle_hashes  # noqa: E402
 from tasks.curate.near_dedup import near_duplicates  # noqa: E402
 
-CORPUS = ROOT.parent / "shared" / "corpus"
 FRACTIONS = [0.0, 0.005, 0.01, 0.02, 0.05, 0.1, 0.3]
 
 

@@ -34,7 +34,7 @@ sys.path.insert(0, str(ROOT))
 
 import trafilatura  # noqa: E402
 
-from bench._common import alternate  # noqa: E402
+from bench._common import CORPUS, alternate  # noqa: E402
 from tasks.common.spark import spark_session  # noqa: E402
 from tasks.config import CrawlConfig, ExtractConfig, SparkConfig  # noqa: E402
 from tasks.crawl.crawler import crawl  # noqa: E402
@@ -42,7 +42,7 @@ from tasks.crawl.pydoc_site import serve_site  # noqa: E402
 from tasks.crawl.records import PAGE_SCHEMA, ROW_GROUP_BYTES  # noqa: E402
 from tasks.extract.extract import extract_documents, plan_work  # noqa: E402
 
-BENCH = ROOT.parent / "shared" / "corpus" / "extraction"
+BENCH = CORPUS / "extraction"
 WORD = re.compile(r"\w+")
 
 

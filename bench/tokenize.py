@@ -38,9 +38,8 @@ import pyarrow.parquet as pq  # noqa: E402
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench._common import PeakRss  # noqa: E402
+from bench._common import CORPUS, PeakRss  # noqa: E402
 
-CORPUS = ROOT.parent / "shared" / "corpus"
 SIZES_MB = (25, 50, 100, 200)
 ROUNDS = 3  # alternating rounds of the bare 2-thread limit and Spark local[2] on RATIO_MB
 ROW_GROUP_DOCS = 100  # ~3 MB of this corpus's documents

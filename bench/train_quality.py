@@ -38,6 +38,7 @@ from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers  # 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench._common import CORPUS  # noqa: E402
 from model.checkpoint import model_with_weights  # noqa: E402
 from model.config import TrainConfig  # noqa: E402
 from model.ema import WeightAverage  # noqa: E402
@@ -45,7 +46,7 @@ from model.engine import build_engine, full_fp32_state_dict, init_single_process
 from model.gpt import GPT, ModelConfig  # noqa: E402
 from model.launch import free_port  # noqa: E402
 
-BOOK = ROOT.parent / "shared" / "corpus" / "books" / "tinyshakespeare.txt"
+BOOK = CORPUS / "books" / "tinyshakespeare.txt"
 RESULTS = ROOT / "bench" / "results" / "train_quality.json"
 
 

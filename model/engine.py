@@ -12,7 +12,6 @@ import functools
 import math
 import os
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -173,10 +172,6 @@ def full_fp32_state_dict(engine: Any) -> dict[str, torch.Tensor]:
     return state
 
 
-# Threads of torch's gloo backend (its per-group worker threads and transport loops).
-GLOO_THREADS = ("pt_gloo", "gloo_")
-
-
 def release_engine(engine: Any) -> None:
     """Remove the gradient hooks DeepSpeed registered on the parameters (`engine.destroy()`).
 
@@ -186,9 +181,8 @@ def release_engine(engine: Any) -> None:
     engine.destroy()
 
 
-def shut_down_distributed() -> list[str]:
-    """Destroy every process group while the interpreter is whole; return the names of the
-    gloo threads still running afterwards.
+def shut_down_distributed() -> None:
+    """Destroy every process group while the interpreter is whole.
 
     `dist.destroy_process_group()` only forgets the groups: a group's gloo worker threads run
     until the last reference to it goes. DeepSpeed keeps references (the engine, its optimizer,
@@ -210,18 +204,3 @@ def shut_down_distributed() -> list[str]:
     if dist.is_initialized():
         dist.destroy_process_group()
     gc.collect()
-    return gloo_threads()
-
-
-def gloo_threads() -> list[str]:
-    """The names of this process's gloo threads (Linux; [] where /proc is missing)."""
-    names = []
-    tasks = Path("/proc/self/task")
-    for task in tasks.iterdir() if tasks.is_dir() else []:
-        try:
-            name = (task / "comm").read_text().strip()
-        except OSError:  # the thread ended meanwhile
-            continue
-        if name.startswith(GLOO_THREADS):
-            names.append(name)
-    return sorted(names)

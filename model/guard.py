@@ -67,7 +67,6 @@ class Guard:
         self.spikes = 0
         self.rollbacks = 0
         self.lr_scale = 1.0
-        self.events: list[str] = []
 
     def lr_factor(self) -> float:
         """The factor the learning-rate schedule is multiplied by (lowered at each rollback)."""

@@ -25,6 +25,7 @@ from typing import Any
 
 from model import events
 from model.engine import check_train_config
+from model.files import file_hashes
 from model.job import Job
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -46,8 +47,6 @@ def write_completion(out_dir: Path, rank: int, world: int) -> None:
 def finished_despite_exit_code(out_dir: Path) -> str:
     """Why a run whose launcher failed did not finish ("" when it did): every rank wrote its
     completion record and the export matches the checksums in the summary."""
-    from model.files import file_hashes  # the launcher side needs no torch
-
     summary_path = Path(out_dir) / SUMMARY
     if not summary_path.is_file():
         return f"no {SUMMARY}"

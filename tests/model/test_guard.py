@@ -156,7 +156,9 @@ def test_a_rank_crashing_in_teardown_after_finishing_keeps_the_output(
     assert file_hashes(out / "model") == summary["export_sha256"]
 
 
-def test_a_crash_before_the_work_is_done_still_fails(tiny_corpus: Path, tmp_path: Path) -> None:
+def test_a_run_counts_as_finished_only_with_every_record_and_a_matching_export(
+    tiny_corpus: Path, tmp_path: Path
+) -> None:
     out = tmp_path / "run"
     (out / FINISHED).mkdir(parents=True)
     (out / "model").mkdir()
