@@ -2,7 +2,7 @@
 
 FLOPs per trained token follow the PaLM paper's appendix B (as nanoGPT's `estimate_mfu`):
     6 * N + 12 * L * H * Q * T
-N parameters (the tied embedding once: its lookup is free but the output head is a full matmul
+N parameters (a tied embedding once: its lookup is free but the output head is a full matmul
 with the same matrix), L layers, H query heads, Q head size, T tokens of context. 6N is the
 forward (2N) plus backward (4N) of every weight matmul; 12·L·H·Q·T the attention scores and
 weighted sum (QK^T and AV, 2 · 2 · T · H · Q per layer forward, times 3 with the backward).
@@ -21,13 +21,14 @@ def param_count(cfg: ModelConfig) -> int:
     C, V = cfg.n_embd, cfg.vocab_size
     head_dim = C // cfg.n_head
     kv = cfg.n_kv_head or cfg.n_head
-    hidden = 32 * math.ceil(8 * C / 3 / 32)  # as SwiGLU
+    hidden = cfg.hidden_size
     bias = cfg.bias
     attention = C * C + C * 2 * kv * head_dim + C * C  # q, kv and out projections
     attention += (C + 2 * kv * head_dim + C) if bias else 0
     mlp = C * 2 * hidden + hidden * C + ((2 * hidden + C) if bias else 0)
     block = attention + mlp + 2 * C  # two RMSNorm gains
-    return V * C + cfg.n_layer * block + C  # tied embedding/head + blocks + final norm
+    head = 0 if cfg.tie_embeddings else V * C  # an untied head is a matrix of its own
+    return V * C + head + cfg.n_layer * block + C  # embedding (+ head) + blocks + final norm
 
 
 def flops_per_token(cfg: ModelConfig) -> float:

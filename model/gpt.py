@@ -2,7 +2,8 @@
 
 Llama-style blocks: RMSNorm pre-norm, rotary position embedding (RoPE), grouped-query causal
 attention through `F.scaled_dot_product_attention`, a SwiGLU MLP, and an output head tied to the
-token embedding. Shapes in comments: B batch, T time, C n_embd, H heads, K kv heads, D head dim.
+token embedding (or a matrix of its own, `tie_embeddings = False`, as some imported checkpoints
+have). Shapes in comments: B batch, T time, C n_embd, H heads, K kv heads, D head dim.
 The model knows nothing about DeepSpeed: parallelism is applied from outside (model/engine.py).
 """
 
@@ -51,6 +52,17 @@ class ModelConfig:
     """Biases in the linear layers."""
     rope_theta: float = 10000.0
     """Base of the rotary position embedding's angle frequencies (> 0)."""
+    tie_embeddings: bool = True
+    """The output head reuses the token embedding matrix; False: a head of its own."""
+    mlp_hidden: int = 0
+    """Width of the SwiGLU MLP's hidden layer; 0: ~8/3 n_embd rounded up to a multiple of 32."""
+    norm_eps: float = 1e-6
+    """The RMSNorms' epsilon (> 0)."""
+
+    @property
+    def hidden_size(self) -> int:
+        """The SwiGLU hidden width in use (`mlp_hidden`, or the default from n_embd)."""
+        return self.mlp_hidden or 32 * math.ceil(8 * self.n_embd / 3 / 32)
 
     def __post_init__(self) -> None:
         self.validate()
@@ -82,6 +94,8 @@ class ModelConfig:
         )
         self._require(0.0 <= self.dropout < 1.0, "dropout", "dropout must be in [0, 1)")
         self._require(self.rope_theta > 0, "rope_theta", "rope_theta must be > 0")
+        self._require(self.mlp_hidden >= 0, "mlp_hidden", "mlp_hidden must be >= 0 (0: default)")
+        self._require(self.norm_eps > 0, "norm_eps", "norm_eps must be > 0")
 
 
 # Named shapes (vocab_size 0: taken from the tokenizer); configs/*.toml use the same numbers.
@@ -188,11 +202,12 @@ class CausalSelfAttention(nn.Module):
 
 
 class SwiGLU(nn.Module):
-    """Gated MLP: down(silu(gate(x)) * up(x)), hidden ~8/3 C so parameters match a 4C GELU MLP."""
+    """Gated MLP: down(silu(gate(x)) * up(x)); by default hidden ~8/3 C (a multiple of 32, for
+    fast matmuls) so parameters match a 4C GELU MLP."""
 
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__()
-        hidden = 32 * math.ceil(8 * cfg.n_embd / 3 / 32)  # a multiple of 32 for fast matmuls
+        hidden = cfg.hidden_size
         self.gate_up = nn.Linear(cfg.n_embd, 2 * hidden, bias=cfg.bias)
         self.down_proj = nn.Linear(hidden, cfg.n_embd, bias=cfg.bias)
 
@@ -206,9 +221,9 @@ class Block(nn.Module):
 
     def __init__(self, cfg: ModelConfig, layer: int) -> None:
         super().__init__()
-        self.attn_norm = RMSNorm(cfg.n_embd)
+        self.attn_norm = RMSNorm(cfg.n_embd, cfg.norm_eps)
         self.attn = CausalSelfAttention(cfg, layer)
-        self.mlp_norm = RMSNorm(cfg.n_embd)
+        self.mlp_norm = RMSNorm(cfg.n_embd, cfg.norm_eps)
         self.mlp = SwiGLU(cfg)
         self.drop = nn.Dropout(cfg.dropout)
 
@@ -227,7 +242,8 @@ def check_config(cfg: ModelConfig) -> None:
 
 
 class GPT(nn.Module):
-    """Token embedding -> n_layer blocks -> RMSNorm -> tied output head."""
+    """Token embedding -> n_layer blocks -> RMSNorm -> output head (tied to the embedding
+    unless `tie_embeddings` is False)."""
 
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__()
@@ -236,9 +252,10 @@ class GPT(nn.Module):
         self.tok_emb = nn.Embedding(cfg.vocab_size, cfg.n_embd)
         self.drop = nn.Dropout(cfg.dropout)
         self.blocks = nn.ModuleList(Block(cfg, layer) for layer in range(cfg.n_layer))
-        self.norm = RMSNorm(cfg.n_embd)
+        self.norm = RMSNorm(cfg.n_embd, cfg.norm_eps)
         self.lm_head = nn.Linear(cfg.n_embd, cfg.vocab_size, bias=False)
-        self.lm_head.weight = self.tok_emb.weight  # tied: one (V, C) matrix read and written
+        if cfg.tie_embeddings:
+            self.lm_head.weight = self.tok_emb.weight  # tied: one (V, C) matrix read and written
         self.apply(self._init_weights)
         # GPT-2's scaled init: each residual branch adds to the stream 2 * n_layer times.
         for name, p in self.named_parameters():
@@ -255,7 +272,7 @@ class GPT(nn.Module):
             nn.init.normal_(module.weight, mean=0.0, std=0.02)
 
     def num_params(self) -> int:
-        """Number of parameters, the tied embedding counted once."""
+        """Number of parameters, a tied embedding counted once."""
         return sum(p.numel() for p in self.parameters())
 
     def forward(
