@@ -34,18 +34,22 @@ def read_texts(path: Path) -> list[str]:
     return texts
 
 
-def text_scores(model: GPT, tokenizer: Tokenizer, texts: list[str]) -> dict[str, float]:
-    """Perplexity and bits per byte of the texts (each scored on its own, then pooled)."""
+def text_scores(
+    model: GPT, tokenizer: Tokenizer, texts: list[str], prefix: int
+) -> dict[str, float]:
+    """Perplexity and bits per byte of the texts: each text on its own, every token scored (the
+    first after `prefix`, the end-of-text token; model/scoring.py), over all its UTF-8 bytes;
+    then pooled."""
     nats, tokens, num_bytes = 0.0, 0, 0
     for text in texts:
         ids = tokenizer.encode(text).ids
-        if len(ids) < 2:
+        if not ids:
             continue
-        n, t = text_nll(model, ids)
+        n, t = text_nll(model, ids, prefix)
         nats, tokens = nats + n, tokens + t
-        num_bytes += len(tokenizer.decode(ids[1:]).encode("utf-8"))
+        num_bytes += len(text.encode("utf-8"))
     if tokens == 0:
-        raise ValueError("the given text is too short to score: it needs at least two tokens")
+        raise ValueError("the given text is empty: there is no token to score")
     return {
         "perplexity": perplexity(nats, tokens),
         "bpb": bits_per_byte(nats, num_bytes),

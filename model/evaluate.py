@@ -21,6 +21,7 @@ from model.checkpoint import TOKENIZER, load_model
 from model.data import TokenDataset
 from model.generate import complete
 from model.gpt import GPT
+from model.hf import end_of_text
 from model.metrics import bits_per_byte, perplexity, token_byte_lengths
 from model.scoring import cloze_accuracy, cloze_items, multiple_choice
 
@@ -98,6 +99,13 @@ def shard_metrics(
     return metrics
 
 
+def end_of_text_id(model_dir: Path) -> int:
+    """The id of the token that ends every document (model/hf.py:end_of_text): what a text's
+    first token and an empty multiple-choice context are conditioned on."""
+    tokenizer = Tokenizer.from_file(str(Path(model_dir) / TOKENIZER))
+    return tokenizer.token_to_id(end_of_text(Path(model_dir) / TOKENIZER))
+
+
 def evaluate_model(
     model_dir: Path,
     data_dir: Path | None,
@@ -131,10 +139,11 @@ def evaluate_model(
         metrics |= shard_metrics(model, tokenizer, data, max_batches, sets)
     if sets.texts:
         texts = [t for path in sets.texts for t in eval_tasks.read_texts(path)]
-        scores = eval_tasks.text_scores(model, tokenizer, texts)
+        scores = eval_tasks.text_scores(model, tokenizer, texts, end_of_text_id(model_dir))
         metrics |= {f"text_{k}": v for k, v in scores.items()}
     if sets.choices is not None:
-        scores = multiple_choice(model, tokenizer, eval_tasks.read_choices(sets.choices))
+        items = eval_tasks.read_choices(sets.choices)
+        scores = multiple_choice(model, tokenizer, items, end_of_text_id(model_dir))
         metrics |= {f"mc_{k}": v for k, v in scores.items()}
     if sets.sft is not None:
         scores = eval_tasks.sft_scores(
