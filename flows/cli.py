@@ -118,10 +118,13 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     )
 
     def run() -> int:
+        from tasks.evaluate.harness import flat_metrics, parse_task_names
         from tasks.evaluate.report import evaluate_uri
 
-        result = evaluate_uri(config, args.model, args.data, out)
-        print(json.dumps(result["metrics"], indent=2))
+        harness = parse_task_names(args.harness) if args.harness else None
+        result = evaluate_uri(config, args.model, args.data, out, harness)
+        harness_metrics = flat_metrics(result["harness"]) if harness else {}
+        print(json.dumps(result["metrics"] | harness_metrics, indent=2))
         print(f"report: {out / 'report.md'}")
         return 0
 
@@ -194,6 +197,12 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--choices", help="JSONL of {context, choices, label}")
     evaluate.add_argument("--sft", help="JSONL of {prompt, response}: held-out answers")
     evaluate.add_argument("--out", help="report folder (default <work_dir>/evaluations/<time>)")
+    evaluate.add_argument(
+        "--harness",
+        metavar="TASK[,TASK...]",
+        help="also run lm-evaluation-harness on these shipped tasks: lmforge_choices (reads "
+        "--choices), lmforge_perplexity (reads --text)",
+    )
     generate = verbs.choices["generate"]
     generate.add_argument("--model", required=True, help=model_help)
     generate.add_argument("--prompt", action="append", required=True, help="repeatable")

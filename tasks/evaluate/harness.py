@@ -55,29 +55,35 @@ def parse_task_names(spec: str | list[str]) -> list[str]:
     return names
 
 
+def require_data(names: list[str], data: HarnessData) -> None:
+    """Refuse, naming the option to pass, a task whose data was not given."""
+    for name in names:
+        if TASK_DATA[name] == "choices" and data.choices is None:
+            raise ValueError(
+                f"harness task {name} needs a JSONL of {{context, choices, label}}: "
+                "pass --choices FILE or set evaluate.choices"
+            )
+        if TASK_DATA[name] == "texts" and not data.texts:
+            raise ValueError(
+                f"harness task {name} needs text to score: pass --text FILE_OR_FOLDER "
+                "or set evaluate.texts"
+            )
+
+
 def write_task_folder(names: list[str], data: HarnessData, folder: Path) -> Path:
     """The concrete task YAMLs for `names` and the data they read, in `folder` (the include
-    path for lm-eval's TaskManager); an error names the task whose data is missing."""
+    path for lm-eval's TaskManager)."""
+    require_data(names, data)
     folder.mkdir(parents=True, exist_ok=True)
     for name in names:
-        kind = TASK_DATA[name]
         rows: list[dict[str, Any]]
-        if kind == "choices":
-            if data.choices is None:
-                raise ValueError(
-                    f"harness task {name} needs a JSONL of {{context, choices, label}}: "
-                    "pass --choices FILE or set evaluate.choices"
-                )
+        if TASK_DATA[name] == "choices":
+            assert data.choices is not None  # require_data
             rows = [
                 {k: item[k] for k in ("context", "choices", "label")}
                 for item in read_choices(data.choices)
             ]
         else:
-            if not data.texts:
-                raise ValueError(
-                    f"harness task {name} needs text to score: pass --text FILE_OR_FOLDER "
-                    "or set evaluate.texts"
-                )
             rows = [{"text": text} for path in data.texts for text in read_texts(path)]
         data_file = folder / f"{name}.jsonl"
         data_file.write_text("".join(json.dumps(row) + "\n" for row in rows), encoding="utf-8")
@@ -155,9 +161,26 @@ def harness_scores(model_dir: Path, names: list[str], data: HarnessData) -> dict
 
 
 def flat_metrics(harness: dict[str, Any]) -> dict[str, float]:
-    """`harness.<task>.<metric>` -> value: the names the report's MLflow run gets."""
+    """`harness.<task>.<metric>` -> value: the names the evaluated model's MLflow run gets."""
     return {
         f"harness.{task}.{metric}": value
         for task, row in harness["tasks"].items()
         for metric, value in row.items()
     }
+
+
+def harness_table(harness: dict[str, Any]) -> list[str]:
+    """The harness results as Markdown lines: one row per task and metric, with its stderr."""
+    lines = [
+        f"\n## lm-evaluation-harness {harness['lm_eval']}\n",
+        "| task | items | metric | value | stderr |",
+        "|---|---|---|---|---|",
+    ]
+    for task, row in harness["tasks"].items():
+        for metric, value in row.items():
+            if metric == "items" or metric.endswith("_stderr"):
+                continue
+            stderr = row.get(f"{metric}_stderr")
+            shown = "" if stderr is None else f"{stderr:.4f}"
+            lines.append(f"| {task} | {row['items']} | {metric} | {value:.4f} | {shown} |")
+    return lines

@@ -11,6 +11,13 @@ from model.evaluate import EvalSets, evaluate_model
 from tasks.common import tracking
 from tasks.common.step import StepResult
 from tasks.config import EvalConfig, LmforgeConfig
+from tasks.evaluate.harness import (
+    HarnessData,
+    flat_metrics,
+    harness_scores,
+    harness_table,
+    require_data,
+)
 from tasks.register.resolve import resolve_model
 
 
@@ -35,6 +42,8 @@ def report_markdown(title: str, result: dict[str, Any]) -> str:
         lines.append(
             f"| {name} | {value:.4f} |" if isinstance(value, float) else f"| {name} | {value} |"
         )
+    if "harness" in result:
+        lines += harness_table(result["harness"])
     lines.append("\n## Samples\n")
     for i, sample in enumerate(result["samples"], 1):
         lines.append(f"{i}. prompt: `{sample['prompt']}`\n\n```\n{sample['completion']}\n```\n")
@@ -57,12 +66,15 @@ def write_report(out_dir: Path, title: str, result: dict[str, Any]) -> list[Path
 
 
 def log_evaluation(config: LmforgeConfig, run_id: str, result: dict, files: list[Path]) -> None:
-    """Every metric as `eval_<name>` on the model's run, the report files as artifacts."""
+    """Every metric as `eval_<name>` on the model's run (lm-eval's as `harness.<task>.<metric>`),
+    the report files as artifacts."""
     from mlflow import MlflowClient
 
     metrics = {f"eval_{k}": v for k, v in result["metrics"].items()}
     if "val_perplexity" in result["metrics"]:
         metrics["eval_perplexity"] = result["metrics"]["val_perplexity"]
+    if "harness" in result:
+        metrics |= flat_metrics(result["harness"])
     tracking.log_metrics(config, run_id, metrics)
     client = MlflowClient(config.mlflow_uri())
     for path in files:
@@ -101,13 +113,22 @@ def evaluate_trained(
 
 
 def evaluate_uri(
-    config: LmforgeConfig, model: str, data_dir: str | None, out_dir: Path
+    config: LmforgeConfig,
+    model: str,
+    data_dir: str | None,
+    out_dir: Path,
+    harness: list[str] | None = None,
 ) -> dict[str, Any]:
-    """Evaluate a registered model (models:/...) or model folder; log to its run when known."""
+    """Evaluate a registered model (models:/...) or model folder, with lm-evaluation-harness
+    on the `harness` tasks too (tasks/evaluate/harness.py); log to its run when known."""
+    sets = eval_sets(config.evaluate)
+    data = HarnessData(sets.choices, sets.texts)
+    if harness:
+        require_data(harness, data)
     resolved = resolve_model(config, model)
-    result = run_evaluation(
-        config, resolved.model_dir, Path(data_dir) if data_dir else None, eval_sets(config.evaluate)
-    )
+    result = run_evaluation(config, resolved.model_dir, Path(data_dir) if data_dir else None, sets)
+    if harness:
+        result["harness"] = harness_scores(resolved.model_dir, harness, data)
     files = write_report(out_dir, resolved.label, result)
     if resolved.run_id:
         log_evaluation(config, resolved.run_id, result, files)

@@ -4,7 +4,10 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
+
+import pytest
 
 from flows.cli import main
 from tests.tasks.register.conftest import tiny_model  # noqa: F401
@@ -43,3 +46,45 @@ def test_generate_and_its_errors(tmp_path: Path, tiny_model: Path, capsys) -> No
     evaluate = ["evaluate", "--model", str(tiny_model), "--choices", str(bad), *common]
     assert main(evaluate) == 1
     assert "bad.jsonl:1: expected" in capsys.readouterr().err
+
+
+def test_evaluate_with_the_harness(tmp_path: Path, tiny_model: Path, capsys) -> None:  # noqa: F811
+    """lm-eval's numbers go to eval.json, the report and the model's MLflow run beside ours."""
+    from mlflow import MlflowClient
+
+    train = tmp_path / "train"
+    shutil.copytree(tiny_model, train / "model")
+    client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    run_id = client.create_run(client.create_experiment("harness")).info.run_id
+    (train / "mlflow_run.json").write_text(json.dumps({"run_id": run_id}))
+    (tmp_path / "notes.txt").write_text("The parser returns a list of tokens. " * 20)
+    choices = tmp_path / "choices.jsonl"
+    items = [
+        {"context": "The", "choices": ["parser returns", "class"], "label": 0},
+        {"context": "A module", "choices": ["reads the model.", "x"], "label": 0},
+    ]
+    choices.write_text("".join(json.dumps(i) + "\n" for i in items))
+    out = tmp_path / "report"
+    common = ["--model", str(train), "--set", f"run.work_dir={tmp_path}", "--out", str(out)]
+    data = ["--text", str(tmp_path / "notes.txt"), "--choices", str(choices)]
+    tasks = ["--harness", "lmforge_choices,lmforge_perplexity"]
+    assert main(["evaluate", *common, *data, *tasks, "--set", "evaluate.prompts=[]"]) == 0
+    result = json.loads((out / "eval.json").read_text())
+    harness = result["harness"]["tasks"]
+    assert harness["lmforge_choices"]["acc"] == result["metrics"]["mc_acc"]
+    assert harness["lmforge_choices"]["acc_norm"] == result["metrics"]["mc_acc_norm"]
+    assert harness["lmforge_perplexity"]["bits_per_byte"] == pytest.approx(
+        result["metrics"]["text_bpb"], rel=1e-5
+    )
+    assert harness["lmforge_choices"]["items"] == 2 and "acc_stderr" in harness["lmforge_choices"]
+    report = (out / "report.md").read_text()
+    assert "| lmforge_perplexity | 1 | bits_per_byte |" in report
+    assert '"harness.lmforge_choices.acc"' in capsys.readouterr().out
+    logged = client.get_run(run_id).data.metrics
+    assert logged["harness.lmforge_choices.acc"] == logged["eval_mc_acc"]
+    assert logged["harness.lmforge_perplexity.bits_per_byte"] > 0
+
+    assert main(["evaluate", *common, "--harness", "lmforge_choices,piqa"]) == 1
+    assert "lmforge ships lmforge_choices, lmforge_perplexity" in capsys.readouterr().err
+    assert main(["evaluate", *common, "--harness", "lmforge_perplexity"]) == 1
+    assert "pass --text FILE_OR_FOLDER or set evaluate.texts" in capsys.readouterr().err
