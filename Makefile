@@ -4,6 +4,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+HF_STAMP := $(VENV)/.installed-hf
 CONFIG ?= configs/demo.toml
 WORK   ?= runs/demo
 
@@ -19,10 +20,15 @@ $(STAMP): pyproject.toml constraints.txt
 	$(BIN)/pip install --quiet -c constraints.txt -e '.[dev]'
 	@touch $(STAMP)
 
+# The `hf` extra (lm-eval, transformers) only for the tests: `make demo` does not need it.
+$(HF_STAMP): $(STAMP)
+	$(BIN)/pip install --quiet -c constraints.txt -e '.[dev,hf]'
+	@touch $(HF_STAMP)
+
 demo: setup
 	$(BIN)/lmforge run --config $(CONFIG)
 
-test: setup
+test: setup $(HF_STAMP)
 	@infra/install_test_tools.sh
 	$(BIN)/pytest -q
 

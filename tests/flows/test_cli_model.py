@@ -55,7 +55,8 @@ def test_evaluate_with_the_harness(tmp_path: Path, tiny_model: Path, capsys) -> 
     train = tmp_path / "train"
     shutil.copytree(tiny_model, train / "model")
     client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
-    run_id = client.create_run(client.create_experiment("harness")).info.run_id
+    artifacts = (tmp_path / "mlartifacts").as_uri()
+    run_id = client.create_run(client.create_experiment("harness", artifacts)).info.run_id
     (train / "mlflow_run.json").write_text(json.dumps({"run_id": run_id}))
     (tmp_path / "notes.txt").write_text("The parser returns a list of tokens. " * 20)
     choices = tmp_path / "choices.jsonl"
