@@ -9,6 +9,7 @@ float32. Nothing is downloaded: the hub and datasets run offline.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import tempfile
@@ -55,8 +56,15 @@ def parse_task_names(spec: str | list[str]) -> list[str]:
     return names
 
 
-def require_data(names: list[str], data: HarnessData) -> None:
-    """Refuse, naming the option to pass, a task whose data was not given."""
+def check_harness_run(names: list[str], data: HarnessData) -> None:
+    """Refuse, naming what to install or pass, a run lm-eval is missing for or a task whose
+    data was not given."""
+    missing = [m for m in ("lm_eval", "transformers") if importlib.util.find_spec(m) is None]
+    if missing:
+        raise ValueError(
+            f"--harness needs lm-evaluation-harness and transformers ({', '.join(missing)} not "
+            "installed): pip install -c constraints.txt -e '.[hf]'"
+        )
     for name in names:
         if TASK_DATA[name] == "choices" and data.choices is None:
             raise ValueError(
@@ -73,12 +81,12 @@ def require_data(names: list[str], data: HarnessData) -> None:
 def write_task_folder(names: list[str], data: HarnessData, folder: Path) -> Path:
     """The concrete task YAMLs for `names` and the data they read, in `folder` (the include
     path for lm-eval's TaskManager)."""
-    require_data(names, data)
+    check_harness_run(names, data)
     folder.mkdir(parents=True, exist_ok=True)
     for name in names:
         rows: list[dict[str, Any]]
         if TASK_DATA[name] == "choices":
-            assert data.choices is not None  # require_data
+            assert data.choices is not None  # check_harness_run
             rows = [
                 {k: item[k] for k in ("context", "choices", "label")}
                 for item in read_choices(data.choices)

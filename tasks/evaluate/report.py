@@ -13,10 +13,10 @@ from tasks.common.step import StepResult
 from tasks.config import EvalConfig, LmforgeConfig
 from tasks.evaluate.harness import (
     HarnessData,
+    check_harness_run,
     flat_metrics,
     harness_scores,
     harness_table,
-    require_data,
 )
 from tasks.register.resolve import resolve_model
 
@@ -124,7 +124,7 @@ def evaluate_uri(
     sets = eval_sets(config.evaluate)
     data = HarnessData(sets.choices, sets.texts)
     if harness:
-        require_data(harness, data)
+        check_harness_run(harness, data)
     resolved = resolve_model(config, model)
     result = run_evaluation(config, resolved.model_dir, Path(data_dir) if data_dir else None, sets)
     if harness:

@@ -4,6 +4,7 @@ does, so acc, acc_norm and bits per byte are equal. Real PIQA items too, where t
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import math
 import os
@@ -24,6 +25,7 @@ from model.scoring import continuation_scores, multiple_choice, split_encode, te
 from tasks.evaluate.harness import (
     TASK_DATA,
     HarnessData,
+    check_harness_run,
     parse_task_names,
     shipped_tasks,
     simple_evaluate_offline,
@@ -106,7 +108,7 @@ def assert_choices_agree(model_dir: Path, choices: Path, results: dict) -> dict:
     return {"ours": our_scores, "harness": harness}
 
 
-def test_shipped_tasks_and_their_names() -> None:
+def test_shipped_tasks_and_their_names(monkeypatch: pytest.MonkeyPatch) -> None:
     assert shipped_tasks() == sorted(TASK_DATA) == ["lmforge_choices", "lmforge_perplexity"]
     assert parse_task_names("lmforge_perplexity, lmforge_choices,lmforge_perplexity") == [
         "lmforge_perplexity",
@@ -116,6 +118,12 @@ def test_shipped_tasks_and_their_names() -> None:
         parse_task_names("lmforge_choices,piqa")
     with pytest.raises(ValueError, match="pass --choices FILE or set evaluate.choices"):
         write_task_folder(["lmforge_choices"], HarnessData(texts=[ITEMS]), Path("/nonexistent"))
+    found = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name: None if name == "lm_eval" else found(name)
+    )
+    with pytest.raises(ValueError, match=r"\(lm_eval not installed\): pip install .*'\.\[hf\]'"):
+        check_harness_run(["lmforge_choices"], HarnessData(ITEMS))
 
 
 def test_harness_scores_equal_ours_on_the_same_items_and_text(
