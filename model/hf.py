@@ -440,16 +440,15 @@ def import_hf(hf_dir: Path | str, out_dir: Path | str) -> dict[str, Any]:
 
 
 def end_of_text(tokenizer_path: Path | str) -> str:
-    """The token that ends every document for this tokenizer: `<|endoftext|>` when it has it,
-    else the `eos_token` of the `tokenizer_config.json` beside it (an imported model's)."""
+    """The token that ends every document for this tokenizer: the `eos_token` of the
+    `tokenizer_config.json` beside it (an imported model's), else `<|endoftext|>`."""
     tokenizer_path = Path(tokenizer_path)
     tokenizer = load_tokenizer(tokenizer_path)
-    if tokenizer.token_to_id(EOT) is not None:
-        return EOT
     side = tokenizer_path.with_name(TOKENIZER_CONFIG)
     eos = _token_text(json.loads(side.read_text()).get("eos_token")) if side.is_file() else None
-    if eos and tokenizer.token_to_id(eos) is not None:
-        return eos
+    for token in (eos, EOT):
+        if token and tokenizer.token_to_id(token) is not None:
+            return token
     raise CheckpointError(
         f"{tokenizer_path} has no {EOT} token and no tokenizer_config.json eos_token beside "
         "it, so documents cannot be ended: use a tokenizer trained by the tokenize step or an "
