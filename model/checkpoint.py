@@ -1,4 +1,5 @@
-"""The exported model: `model.safetensors` + `config.json` (ModelConfig) + `tokenizer.json`.
+"""The exported model: `model.safetensors` + `config.json` (ModelConfig) + `tokenizer.json` (+ an
+imported model's `tokenizer_config.json`, model/hf.py).
 
 No pickle anywhere: weights are safetensors, the config is JSON, so a model folder can be loaded
 without trusting whoever wrote it. The tied embedding / output matrix is stored once.
@@ -17,6 +18,7 @@ from safetensors.torch import load_model as load_safetensors_into
 from safetensors.torch import save_model as save_safetensors_from
 
 from model.gpt import GPT, ModelConfig
+from model.tokenizer import TOKENIZER_CONFIG
 
 WEIGHTS = "model.safetensors"
 CONFIG = "config.json"
@@ -47,6 +49,9 @@ def export_model(
     (temp / CONFIG).write_text(json.dumps(dataclasses.asdict(model_cfg), indent=2) + "\n")
     if tokenizer_path is not None:
         shutil.copyfile(tokenizer_path, temp / TOKENIZER)
+        side = Path(tokenizer_path).with_name(TOKENIZER_CONFIG)  # an imported model's settings
+        if side.is_file():
+            shutil.copyfile(side, temp / TOKENIZER_CONFIG)
     shutil.rmtree(out_dir, ignore_errors=True)
     temp.rename(out_dir)
     return out_dir

@@ -18,7 +18,7 @@ import numpy as np
 
 from model.checkpoint import TOKENIZER, load_model
 from model.hf import CheckpointError, refuse_non_empty, staging
-from model.tokenizer import EOT, PAD
+from model.tokenizer import PAD, end_of_text
 
 GgufType = Literal["f32", "f16"]
 
@@ -127,11 +127,11 @@ def export_gguf(model_dir: Path | str, out_dir: Path | str, dtype: GgufType = "f
         writer.add_token_types(types)
         writer.add_token_merges(fields["merges"])
         ids = fields["ids"]
-        for token, add in ((EOT, writer.add_eos_token_id), (PAD, writer.add_pad_token_id)):
-            if token in ids:
-                add(ids[token])
-        if EOT in ids:
-            writer.add_eot_token_id(ids[EOT])
+        eos = ids[end_of_text(model_dir / TOKENIZER)]  # an imported model's own, else ours
+        writer.add_eos_token_id(eos)
+        writer.add_eot_token_id(eos)
+        if PAD in ids:
+            writer.add_pad_token_id(ids[PAD])
         writer.add_add_bos_token(False)
         for name, array in tensors.items():
             two_d = array.ndim == 2 and dtype == "f16"

@@ -164,7 +164,7 @@ def finetune_into(
         for path in [*files, out / "before_after.md"]:
             client.log_artifact(run_id, str(path), artifact_path="evaluation")
         registered = register_version(
-            config, name, out / "model", run_id, tags, after["metrics"], card, out, gate
+            config, name, out / "model", run_id, tags, after["metrics"], card, out, gate, chat=True
         )
     except BaseException:
         tracking.end_run(config, run_id, "FAILED")

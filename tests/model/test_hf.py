@@ -14,19 +14,17 @@ from safetensors.torch import load_file, save_file
 from transformers import (
     AutoModelForCausalLM,
     AutoTokenizer,
-    LlamaConfig,
-    LlamaForCausalLM,
-    PreTrainedTokenizerFast,
 )
 
 from model.checkpoint import export_model, load_model
 from model.gguf_file import export_gguf
 from model.gpt import GPT, ModelConfig
-from model.hf import CheckpointError, end_of_text, export_hf, import_hf, to_halves, to_pairs
+from model.hf import CheckpointError, export_hf, import_hf, to_halves, to_pairs
 from model.sft import format_prompt
-from model.tokenizer import EOT, load_tokenizer
+from model.tokenizer import EOT, end_of_text, load_tokenizer
 
 from .conftest import build_tiny_corpus
+from .hf_fixtures import hf_checkpoint
 
 # (name, n_kv_head, tie_embeddings, bias)
 SHAPES = [
@@ -106,29 +104,6 @@ def test_rotary_permutation_is_inverted_exactly() -> None:
     halves = to_halves(t, 4)
     assert torch.equal(halves[:8], t[0:16:2]) and torch.equal(halves[8:16], t[1:16:2])
     assert torch.equal(to_pairs(halves, 4), t)
-
-
-def hf_checkpoint(folder: Path, tokenizer_file: Path, kv: int, tied: bool) -> Path:
-    """A small random LlamaForCausalLM saved by transformers, with an HF fast tokenizer whose
-    end-of-text token is `</s>` (as Llama's), not ours."""
-    base = load_tokenizer(tokenizer_file)
-    base.add_special_tokens(["</s>"])
-    vocab = base.get_vocab_size()
-    config = LlamaConfig(
-        vocab_size=vocab, hidden_size=64, intermediate_size=160, num_hidden_layers=2,
-        num_attention_heads=4, num_key_value_heads=kv, max_position_embeddings=128,
-        rms_norm_eps=1e-5, rope_theta=10000.0, tie_word_embeddings=tied,
-        eos_token_id=base.token_to_id("</s>"), bos_token_id=None,
-    )  # fmt: skip
-    torch.manual_seed(2)
-    model = LlamaForCausalLM(config)
-    with torch.no_grad():
-        for p in model.parameters():
-            p.normal_(0, 0.2) if p.dim() > 1 else p.uniform_(0.5, 1.5)
-    model.save_pretrained(folder)
-    base.encode_special_tokens = False
-    PreTrainedTokenizerFast(tokenizer_object=base, eos_token="</s>").save_pretrained(folder)
-    return folder
 
 
 @pytest.mark.parametrize(("kv", "tied"), [(4, True), (2, False)])
