@@ -4,12 +4,16 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+HF_STAMP := $(VENV)/.installed-hf
 CONFIG ?= configs/demo.toml
 WORK   ?= runs/demo
 
-.PHONY: setup demo test lint bench ui serve ui-check clean
+.PHONY: setup setup-hf demo test lint bench ui serve ui-check clean
 
 setup: $(STAMP)
+
+# The `hf` extra (transformers, lm-eval, gguf): what the open-model tests need, not the demo.
+setup-hf: $(HF_STAMP)
 
 $(STAMP): pyproject.toml constraints.txt
 	@infra/check_prereqs.sh
@@ -19,10 +23,14 @@ $(STAMP): pyproject.toml constraints.txt
 	$(BIN)/pip install --quiet -c constraints.txt -e '.[dev]'
 	@touch $(STAMP)
 
+$(HF_STAMP): $(STAMP)
+	$(BIN)/pip install --quiet -c constraints.txt -e '.[dev,hf]'
+	@touch $(HF_STAMP)
+
 demo: setup
 	$(BIN)/lmforge run --config $(CONFIG)
 
-test: setup
+test: setup-hf
 	@infra/install_test_tools.sh
 	$(BIN)/pytest -q
 

@@ -89,7 +89,13 @@ def tokenizer_fields(tokenizer_path: Path) -> dict[str, Any]:
 
 def export_gguf(model_dir: Path | str, out_dir: Path | str, dtype: GgufType = "f32") -> Path:
     """Write `<out_dir>/model.gguf` (out_dir new or empty) from our model folder; returns it."""
-    import gguf
+    try:
+        import gguf
+    except ImportError:
+        raise CheckpointError(
+            "GGUF export needs the gguf package, in lmforge's `hf` extra: "
+            "pip install -c constraints.txt -e '.[hf]' (or make setup-hf)"
+        ) from None
 
     model_dir, out_dir = Path(model_dir), Path(out_dir)
     refuse_non_empty(out_dir)
