@@ -4,7 +4,8 @@ Every new version gets the alias `candidate` and its evaluation as tags (promoti
 every number in one JSON tag, the gate's metrics one by one) and as a table in its description;
 `champion` moves to it only when the gate (promotion.py) says so, and the decision with
 both sets of numbers goes to the version's description and tags. The model card
-(model_card.md) is logged with the model, so it travels with every download of the version.
+(model_card.md) is logged with the model, so it travels with every download of the version,
+as do any extra artifacts the caller names (a fine-tuned version's LoRA adapter folder).
 """
 
 from __future__ import annotations
@@ -68,12 +69,17 @@ def register_version(
     card: Callable[[dict[str, Any]], str],
     out_dir: Path,
     gate: RegisterConfig | None = None,
+    extra_artifacts: dict[str, Path] | None = None,
 ) -> dict[str, Any]:
     """Gate (`gate`, else `register` settings), card, log and register `model_dir` as a version
-    of `name`; returns what happened."""
+    of `name`; returns what happened. `extra_artifacts` (name -> file or folder) are logged
+    with the model beside `model_dir` and the card, each under its own name."""
     import mlflow
     from mlflow import MlflowClient
 
+    taken = {"model_dir", "model_card"} & set(extra_artifacts or {})
+    if taken:
+        raise ValueError(f"extra artifact name(s) {sorted(taken)} are the model's own; rename them")
     champion_tags, champion_version = champion_of(config, name)
     health = MlflowClient(config.mlflow_uri()).get_run(run_id).data.tags.get(HEALTH_TAG)
     decision: Decision = decide(
@@ -85,7 +91,11 @@ def register_version(
         info = mlflow.pyfunc.log_model(
             name="model",
             python_model=str(PYFUNC_CODE),
-            artifacts={"model_dir": str(model_dir), "model_card": str(out_dir / "model_card.md")},
+            artifacts={
+                "model_dir": str(model_dir),
+                "model_card": str(out_dir / "model_card.md"),
+                **{key: str(path) for key, path in (extra_artifacts or {}).items()},
+            },
             code_paths=[str(MODEL_PACKAGE)],
             signature=text_signature(),
             pip_requirements=["torch==2.13.0", "tokenizers", "safetensors", "numpy"],
