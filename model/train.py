@@ -145,8 +145,10 @@ def exported_model(job: Job, weights: dict[str, torch.Tensor]) -> GPT:
     """The model to export from the gathered float32 `weights`: all of them, or (LoRA) the
     adapters merged into the init_from weights, read again in float32 (the engine's copy of
     the frozen base may be bf16)."""
-    if job.lora is None or job.init_from is None:
+    if job.lora is None:
         return model_with_weights(job.model, weights)
+    if job.init_from is None:  # Job.validate refuses this before launch
+        raise ValueError("a LoRA job needs init_from: the base its adapters are merged into")
     model = GPT(job.model)
     load_weights(model, job.init_from)
     load_adapter_state(apply_lora(model, job.lora), weights)
