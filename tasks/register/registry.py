@@ -6,7 +6,8 @@ evaluation as tags (promotion.eval_tags: every number in one JSON tag, the gate'
 one) and as a table in its description;
 `champion` moves to it only when the gate (promotion.py) says so, and the decision with
 both sets of numbers goes to the version's description and tags. The model card
-(model_card.md) is logged with the model, so it travels with every download of the version.
+(model_card.md) is logged with the model, so it travels with every download of the version,
+as do any extra artifacts the caller names (a fine-tuned version's LoRA adapter folder).
 """
 
 from __future__ import annotations
@@ -75,14 +76,19 @@ def register_version(
     gate: RegisterConfig | None = None,
     decision: Decision | None = None,
     chat: bool = False,
+    extra_artifacts: dict[str, Path] | None = None,
 ) -> dict[str, Any]:
     """Gate (`gate`, else `register` settings; or the given `decision`), card, log and register
     `model_dir` as a version of `name`; returns what happened. The version's artifacts hold
     the exported folder (`model_dir`, what the pyfunc serves), the same model as a Hugging Face
-    Llama folder (`hf`; with the chat template when `chat`) and the model card."""
+    Llama folder (`hf`; with the chat template when `chat`), the model card and
+    `extra_artifacts` (name -> file or folder, each under its own name)."""
     import mlflow
     from mlflow import MlflowClient
 
+    taken = {"model_dir", "model_card", HF_ARTIFACT} & set(extra_artifacts or {})
+    if taken:
+        raise ValueError(f"extra artifact name(s) {sorted(taken)} are the model's own; rename them")
     if decision is None:
         champion_tags, champion_version = champion_of(config, name)
         health = MlflowClient(config.mlflow_uri()).get_run(run_id).data.tags.get(HEALTH_TAG)
@@ -100,6 +106,7 @@ def register_version(
                 "model_dir": str(model_dir),
                 HF_ARTIFACT: str(hf_dir),
                 "model_card": str(out_dir / "model_card.md"),
+                **{key: str(path) for key, path in (extra_artifacts or {}).items()},
             },
             code_paths=[str(MODEL_PACKAGE)],
             signature=text_signature(),
