@@ -8,9 +8,12 @@ HF_STAMP := $(VENV)/.installed-hf
 CONFIG ?= configs/demo.toml
 WORK   ?= runs/demo
 
-.PHONY: setup demo test lint bench ui serve ui-check clean
+.PHONY: setup setup-hf demo test lint bench ui serve ui-check clean
 
 setup: $(STAMP)
+
+# The `hf` extra (transformers, lm-eval, gguf): what the open-model tests need, not the demo.
+setup-hf: $(HF_STAMP)
 
 $(STAMP): pyproject.toml constraints.txt
 	@infra/check_prereqs.sh
@@ -20,7 +23,6 @@ $(STAMP): pyproject.toml constraints.txt
 	$(BIN)/pip install --quiet -c constraints.txt -e '.[dev]'
 	@touch $(STAMP)
 
-# The `hf` extra (lm-eval, transformers) only for the tests: `make demo` does not need it.
 $(HF_STAMP): $(STAMP)
 	$(BIN)/pip install --quiet -c constraints.txt -e '.[dev,hf]'
 	@touch $(HF_STAMP)
@@ -28,7 +30,7 @@ $(HF_STAMP): $(STAMP)
 demo: setup
 	$(BIN)/lmforge run --config $(CONFIG)
 
-test: setup $(HF_STAMP)
+test: setup-hf
 	@infra/install_test_tools.sh
 	$(BIN)/pytest -q
 

@@ -168,6 +168,33 @@ def cmd_finetune(args: argparse.Namespace) -> int:
     return _model_command(run)
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    config = load_config(args.config, args.set)
+
+    def run() -> int:
+        from tasks.register.imported import export_model_as
+
+        chat = True if args.chat else None
+        result = export_model_as(config, args.model, args.format, args.out, chat, args.gguf_type)
+        print(json.dumps(result, indent=2))
+        return 0
+
+    return _model_command(run)
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    config = load_config(args.config, args.set)
+
+    def run() -> int:
+        from tasks.register.imported import import_model
+
+        result = import_model(config, args.hf, args.name, args.champion)
+        print(json.dumps(result, indent=2))
+        return 0
+
+    return _model_command(run)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="lmforge", description=__doc__)
     verbs = parser.add_subparsers(dest="verb", required=True)
@@ -177,6 +204,8 @@ def build_parser() -> argparse.ArgumentParser:
         ("evaluate", cmd_evaluate, "evaluate a model: perplexity, bpb, BLEU, accuracy, samples"),
         ("generate", cmd_generate, "complete prompts with a registered model"),
         ("finetune", cmd_finetune, "fine-tune a registered model on a JSONL domain set"),
+        ("export", cmd_export, "write a model as a Hugging Face folder or a GGUF file"),
+        ("import", cmd_import, "register a Hugging Face LlamaForCausalLM checkpoint"),
     ]:
         verb = verbs.add_parser(name, help=text)
         verb.add_argument("--config", default=None, help="TOML preset, e.g. configs/demo.toml")
@@ -213,6 +242,18 @@ def build_parser() -> argparse.ArgumentParser:
     finetune = verbs.choices["finetune"]
     finetune.add_argument("--model", required=True, help=model_help)
     finetune.add_argument("--data", required=True, help="JSONL of {prompt, response} or {messages}")
+    export = verbs.choices["export"]
+    export.add_argument("--model", required=True, help=model_help)
+    export.add_argument("--format", choices=["hf", "gguf"], default="hf")
+    export.add_argument("--out", required=True, help="a new or empty folder")
+    export.add_argument("--gguf-type", choices=["f32", "f16"], default="f32")
+    export.add_argument(
+        "--chat", action="store_true", help="add the chat template (default: for fine-tunes)"
+    )
+    imports = verbs.choices["import"]
+    imports.add_argument("--hf", required=True, help="a LlamaForCausalLM folder (safetensors)")
+    imports.add_argument("--name", required=True, help="the registered model's name")
+    imports.add_argument("--champion", action="store_true", help="also make it the champion")
     return parser
 
 

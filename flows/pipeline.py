@@ -13,6 +13,7 @@ from tasks.evaluate.task import evaluate_step
 from tasks.extract.task import extract_step
 from tasks.register.task import register_step
 from tasks.tokenize.task import tokenize_step
+from tasks.train.base import start_from_base
 from tasks.train.task import train_step
 
 
@@ -46,12 +47,15 @@ def pipeline(
     config = load_config(config_path, overrides)
     logger = get_run_logger()
     results: dict[str, Any] = {}
+    base = start_from_base(config)  # train.init_from: its shape and tokenizer, "" = none
+    if base:
+        logger.info("training from %s (%s)", config.train.init_from, base)
     results["crawl"] = crawl_step(config).result()
     results["extract"] = extract_step(config, results["crawl"]).result()
     results["curate"] = curate_step(config, results["extract"]).result()
     results["tokenize"] = tokenize_step(config, results["curate"]).result()
     upstream = list(results.values())
-    results["train"] = train_step(config, results["tokenize"], upstream).result()
+    results["train"] = train_step(config, results["tokenize"], upstream, base).result()
     results["evaluate"] = evaluate_step(config, results["train"], results["tokenize"]).result()
     results["register"] = register_step(config, results["train"], results["evaluate"]).result()
     for name, result in results.items():

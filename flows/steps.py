@@ -23,6 +23,7 @@ from tasks.extract.task import extract_step
 from tasks.finetune.task import finetune_task
 from tasks.register.task import register_step
 from tasks.tokenize.task import tokenize_step
+from tasks.train.base import start_from_base
 from tasks.train.task import train_step
 
 PRESET = "configs/demo.toml"
@@ -68,8 +69,9 @@ def train(
 ) -> str:
     """Train on token shards (default: the latest tokenize output) with the deepspeed launcher."""
     config = load_config(config_path, overrides)
+    base = start_from_base(config)  # train.init_from, "" = from scratch
     shards = input_of(config, "tokenize", tokens)
-    return train_step(config, shards, lineage(shards)).result().path
+    return train_step(config, shards, lineage(shards), base).result().path
 
 
 @flow(name="evaluate", log_prints=True)

@@ -1,7 +1,11 @@
-"""The exported model: `model.safetensors` + `config.json` (ModelConfig) + `tokenizer.json`.
+"""The exported model: `model.safetensors` + `config.json` (ModelConfig) + `tokenizer.json` (+ an
+imported model's `tokenizer_config.json`, model/hf.py).
 
 No pickle anywhere: weights are safetensors, the config is JSON, so a model folder can be loaded
-without trusting whoever wrote it. The tied embedding / output matrix is stored once.
+without trusting whoever wrote it. The tied embedding / output matrix is stored once. A LoRA
+run's adapter is its own folder beside the model: `adapter_model.safetensors` (the
+`<layer>.lora_a` / `.lora_b` tensors, float32) and `adapter_config.json` (rank, alpha, dropout,
+targets, base).
 """
 
 from __future__ import annotations
@@ -11,16 +15,22 @@ import json
 import shutil
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import torch
 from safetensors.torch import load_model as load_safetensors_into
+from safetensors.torch import save_file
 from safetensors.torch import save_model as save_safetensors_from
 
 from model.gpt import GPT, ModelConfig
+from model.lora import LoraSettings
+from model.tokenizer import TOKENIZER_CONFIG
 
 WEIGHTS = "model.safetensors"
 CONFIG = "config.json"
 TOKENIZER = "tokenizer.json"
+ADAPTER_WEIGHTS = "adapter_model.safetensors"
+ADAPTER_CONFIG = "adapter_config.json"
 
 
 def model_with_weights(cfg: ModelConfig, weights: Mapping[str, torch.Tensor]) -> GPT:
@@ -47,6 +57,27 @@ def export_model(
     (temp / CONFIG).write_text(json.dumps(dataclasses.asdict(model_cfg), indent=2) + "\n")
     if tokenizer_path is not None:
         shutil.copyfile(tokenizer_path, temp / TOKENIZER)
+        side = Path(tokenizer_path).with_name(TOKENIZER_CONFIG)  # an imported model's settings
+        if side.is_file():
+            shutil.copyfile(side, temp / TOKENIZER_CONFIG)
+    shutil.rmtree(out_dir, ignore_errors=True)
+    temp.rename(out_dir)
+    return out_dir
+
+
+def export_adapter(
+    adapters: Mapping[str, torch.Tensor], settings: LoraSettings, base: str, out_dir: Path
+) -> Path:
+    """Write the adapter folder `out_dir` (tensors as model.lora.adapter_state_dict names them,
+    `base` the model they adapt) through a temporary folder renamed into place."""
+    out_dir = Path(out_dir)
+    temp = out_dir.with_name(out_dir.name + ".tmp")
+    shutil.rmtree(temp, ignore_errors=True)
+    temp.mkdir(parents=True)
+    tensors = {name: t.detach().float().cpu().contiguous() for name, t in adapters.items()}
+    save_file(tensors, str(temp / ADAPTER_WEIGHTS))
+    config: dict[str, Any] = {**dataclasses.asdict(settings), "base": base}
+    (temp / ADAPTER_CONFIG).write_text(json.dumps(config, indent=2) + "\n")
     shutil.rmtree(out_dir, ignore_errors=True)
     temp.rename(out_dir)
     return out_dir

@@ -138,6 +138,11 @@ class TrainConfig(Checked):
     """AdamW weight decay of matrices and embeddings (>= 0)."""
     grad_clip: float = 1.0
     """Gradient-norm clipping (>= 0; 0 = off)."""
+    init_from: str = ""
+    """Start from this model instead of from scratch: `models:/<name>@<alias>` or
+    `models:/<name>/<version>` (a registered or imported version, `lmforge import`) or an
+    exported model folder. Its shape replaces the model section and its tokenizer is used
+    (unless tokenize.tokenizer_file names one); "" = from scratch."""
     ema_decay: float = 0.0
     """0 = off; else the decay (in [0, 1)) of a float32 moving average of the weights (of their
     bf16 copies under bf16), which is evaluated (val_loss_ema) and exported instead of the last

@@ -115,6 +115,9 @@ def adamw(model: torch.nn.Module, train: TrainConfig) -> torch.optim.AdamW:
         {"params": [p for p in params if p.dim() >= 2], "weight_decay": train.weight_decay},
         {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0},
     ]
+    # No empty group: ZeRO drops one, and the schedule would then have a rate too many (LoRA
+    # trains matrices only).
+    groups = [group for group in groups if group["params"]]
     # A plain torch optimizer: DeepSpeed supports it under ZeRO and it needs no compiled op.
     return torch.optim.AdamW(groups, lr=train.lr, betas=(0.9, 0.95), eps=1e-8)
 
@@ -159,12 +162,15 @@ def set_lr_now(engine: Any) -> None:
         group["lr"] = base * rule(schedule.last_epoch)
 
 
-def full_fp32_state_dict(engine: Any) -> dict[str, torch.Tensor]:
-    """Every parameter at full float32 precision, gathered from ZeRO partitions (all ranks call)."""
+def full_fp32_state_dict(engine: Any, trainable_only: bool = False) -> dict[str, torch.Tensor]:
+    """Every parameter (or, `trainable_only`, every one that trains: LoRA's adapters) at full
+    float32 precision, gathered from ZeRO partitions (all ranks call)."""
     from deepspeed.utils import safe_get_full_fp32_param
 
     state = {}
     for name, param in engine.module.named_parameters():
+        if trainable_only and not param.requires_grad:
+            continue
         # The optimizer's fp32 master copy where ZeRO or bf16 keeps one (a collective), else
         # the parameter itself (fp32 without ZeRO).
         full = safe_get_full_fp32_param(param)

@@ -21,9 +21,9 @@ from model.checkpoint import TOKENIZER, load_model
 from model.data import TokenDataset
 from model.generate import complete
 from model.gpt import GPT
-from model.hf import end_of_text
 from model.metrics import bits_per_byte, perplexity, token_byte_lengths
 from model.scoring import cloze_accuracy, cloze_items, multiple_choice
+from model.tokenizer import end_of_text
 
 EVAL_BATCH = 16  # sequences per forward pass; only speed depends on it
 
@@ -100,7 +100,7 @@ def shard_metrics(
 
 
 def end_of_text_id(model_dir: Path) -> int:
-    """The id of the token that ends every document (model/hf.py:end_of_text): what a text's
+    """The id of the token that ends every document (model/tokenizer.py:end_of_text): what a text's
     first token and an empty multiple-choice context are conditioned on."""
     tokenizer = Tokenizer.from_file(str(Path(model_dir) / TOKENIZER))
     return tokenizer.token_to_id(end_of_text(Path(model_dir) / TOKENIZER))

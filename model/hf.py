@@ -38,10 +38,9 @@ from safetensors.torch import save_file
 from model.checkpoint import CONFIG, TOKENIZER, WEIGHTS, load_model, model_with_weights
 from model.files import sha256_file
 from model.gpt import GPT, ModelConfig
-from model.tokenizer import CHAT_TOKENS, EOT, PAD, load_tokenizer
+from model.tokenizer import CHAT_TOKENS, EOT, PAD, TOKENIZER_CONFIG, load_tokenizer, token_text
 
 ARCHITECTURE = "LlamaForCausalLM"
-TOKENIZER_CONFIG = "tokenizer_config.json"
 GENERATION_CONFIG = "generation_config.json"
 SOURCE = "source.json"
 INDEX = "model.safetensors.index.json"
@@ -306,8 +305,8 @@ def export_hf(model_dir: Path | str, out_dir: Path | str, chat: bool = False) ->
                 tok_cfg["chat_template"] = CHAT_TEMPLATE
         else:
             tok_cfg = tokenizer_config(cfg.block_size, tokenizer.get_vocab(), chat)
-        eos_id = tokenizer.token_to_id(str(_token_text(tok_cfg.get("eos_token")) or EOT))
-        pad_id = tokenizer.token_to_id(str(_token_text(tok_cfg.get("pad_token")) or PAD))
+        eos_id = tokenizer.token_to_id(str(token_text(tok_cfg.get("eos_token")) or EOT))
+        pad_id = tokenizer.token_to_id(str(token_text(tok_cfg.get("pad_token")) or PAD))
         if chat:  # a fine-tuned model ends its answer with <|end|>
             eos_ids = [
                 i for i in (tokenizer.token_to_id(t) for t in ("<|end|>", EOT)) if i is not None
@@ -324,11 +323,6 @@ def export_hf(model_dir: Path | str, out_dir: Path | str, chat: bool = False) ->
         }
         (temp / GENERATION_CONFIG).write_text(json.dumps(generation, indent=2) + "\n")
     return out_dir
-
-
-def _token_text(token: Any) -> str | None:
-    """A tokenizer_config token entry: a string or an AddedToken dict `{"content": ...}`."""
-    return token.get("content") if isinstance(token, dict) else token
 
 
 def refuse_non_empty(out_dir: Path) -> None:
@@ -437,21 +431,3 @@ def import_hf(hf_dir: Path | str, out_dir: Path | str) -> dict[str, Any]:
         }
         (temp / SOURCE).write_text(json.dumps(source, indent=2) + "\n")
     return {"model_dir": str(out_dir), "model": dataclasses.asdict(cfg), **source}
-
-
-def end_of_text(tokenizer_path: Path | str) -> str:
-    """The token that ends every document for this tokenizer: `<|endoftext|>` when it has it,
-    else the `eos_token` of the `tokenizer_config.json` beside it (an imported model's)."""
-    tokenizer_path = Path(tokenizer_path)
-    tokenizer = load_tokenizer(tokenizer_path)
-    if tokenizer.token_to_id(EOT) is not None:
-        return EOT
-    side = tokenizer_path.with_name(TOKENIZER_CONFIG)
-    eos = _token_text(json.loads(side.read_text()).get("eos_token")) if side.is_file() else None
-    if eos and tokenizer.token_to_id(eos) is not None:
-        return eos
-    raise CheckpointError(
-        f"{tokenizer_path} has no {EOT} token and no tokenizer_config.json eos_token beside "
-        "it, so documents cannot be ended: use a tokenizer trained by the tokenize step or an "
-        "imported model's folder"
-    )

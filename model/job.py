@@ -4,8 +4,9 @@ The step builds a `Job`; `model.launch.launch_training` writes it as job.json (t
 it crosses into the `deepspeed` ranks); each rank reads it back with `load_job`. The JSON keys:
 `model` (ModelConfig), `train` (TrainConfig), `data_dir` (a tokenize output), `out_dir`,
 `tracking` (`uri`, `run_id`), optionally `init_from` (an exported model folder whose weights
-start the run) and `sft` (`train`, `val` JSONL files and `tokenizer`: fine-tune on chat examples
-instead of token shards; `data_dir` is then not needed).
+start the run), `sft` (`train`, `val` JSONL files and `tokenizer`: fine-tune on chat examples
+instead of token shards; `data_dir` is then not needed) and `lora` (`rank`, `alpha`, `dropout`,
+`targets`: train low-rank adapters on the frozen `init_from` weights, model/lora.py).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import Any
 
 from model.config import TrainConfig
 from model.gpt import ModelConfig
+from model.lora import LoraSettings
 
 
 @dataclass
@@ -32,6 +34,32 @@ class Job:
     run_id: str = ""
     init_from: Path | None = None
     sft: dict[str, str] | None = None
+    lora: LoraSettings | None = None
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self) -> None:
+        """Raise ValueError for a LoRA job the ranks cannot run (before any rank starts)."""
+        if self.lora is None:
+            return
+        if self.init_from is None:
+            raise ValueError(
+                "finetune.method = 'lora' adapts a trained model: the job needs init_from "
+                "(the base model folder whose frozen weights the adapters train on)"
+            )
+        if self.train.zero_stage == 3:
+            raise ValueError(
+                "finetune.method = 'lora' with train.zero_stage = 3 is not supported: ZeRO 3 "
+                "splits the frozen base weights over the ranks, and only the adapters are "
+                "checkpointed; use train.zero_stage = 0, 1 or 2 (the adapters are small enough)"
+            )
+        if self.train.ema_decay:
+            raise ValueError(
+                f"finetune.method = 'lora' with train.ema_decay = {self.train.ema_decay} is not "
+                "supported: the weight average covers the whole model, not the adapters; set "
+                "train.ema_decay = 0 (or use finetune.method = 'full')"
+            )
 
     def to_dict(self) -> dict[str, Any]:
         """The job.json form."""
@@ -46,6 +74,8 @@ class Job:
             raw["init_from"] = str(self.init_from)
         if self.sft is not None:
             raw["sft"] = dict(self.sft)
+        if self.lora is not None:
+            raw["lora"] = dataclasses.asdict(self.lora)
         return raw
 
     @classmethod
@@ -63,6 +93,7 @@ class Job:
             raise ValueError(f"{source}: missing key(s) {sorted(missing)}")
         try:
             model, train = ModelConfig(**raw["model"]), TrainConfig(**raw["train"])
+            lora = LoraSettings(**raw["lora"]) if raw.get("lora") else None
         except TypeError as err:
             raise ValueError(f"{source}: {err}") from err
         tracking = raw.get("tracking") or {}
@@ -75,6 +106,7 @@ class Job:
             tracking.get("run_id", ""),
             Path(raw["init_from"]) if raw.get("init_from") else None,
             sft,
+            lora,
         )
 
 

@@ -198,6 +198,7 @@ def launch_training(
     `on_line` gets every output line, `on_event` every progress event (model/events.py)."""
     if not isinstance(job, Job):  # the job.json form (tests, benchmarks): checked once, here
         job = Job.from_dict(job)
+    job.validate()  # again: its fields may have been set one by one (a LoRA job's rules)
     out_dir = Path(out_dir).resolve()
     out_dir.mkdir(parents=True, exist_ok=True)
     job_path = out_dir / "job.json"

@@ -6,7 +6,8 @@ rank 0 writes `COMPLETE.json` last, with the sha256 of every file of the checkpo
 all but the newest `keep` complete checkpoints (and older partial ones a crash left). On start,
 the newest checkpoint whose marker exists and whose files still match it is loaded; a partial or
 damaged one is skipped with a warning. Assumes checkpoints on a filesystem all ranks share (one
-host, or a shared mount).
+host, or a shared mount). A LoRA run saves only its trainable parameters (the adapters and their
+optimizer state) and loads them back non-strictly: its frozen base weights come from init_from.
 """
 
 from __future__ import annotations
@@ -58,6 +59,13 @@ def _file_hashes(folder: Path) -> dict[str, str]:
     return file_hashes(folder, exclude=(MARKER,))
 
 
+def _drop_frozen(module: torch.nn.Module, state: dict[str, Any], prefix: str, _meta: Any) -> None:
+    """A state_dict post-hook: remove every name of every frozen parameter (in place)."""
+    for name, param in module.named_parameters(remove_duplicate=False):
+        if not param.requires_grad:
+            state.pop(prefix + name, None)
+
+
 def save_checkpoint(
     engine: Any,
     root: Path,
@@ -65,12 +73,24 @@ def save_checkpoint(
     client: dict[str, Any],
     keep: int,
     rank0_extra: Callable[[Path], None] | None = None,
+    trainable_only: bool = False,
 ) -> Path:
     """Save step `step` on every rank (all ranks call), mark it complete, keep the newest `keep`.
     `rank0_extra(folder)`, when given, writes more files into the checkpoint on rank 0 (the
-    weight average); the completion marker vouches for them too."""
+    weight average); the completion marker vouches for them too. `trainable_only` leaves the
+    frozen parameters out (LoRA: they come again from the job's init_from)."""
     tag, rank = tag_of(step), dist.get_rank()
-    engine.save_checkpoint(str(root), tag=tag, save_latest=False)
+    # DeepSpeed's exclude_frozen_parameters drops each frozen tensor under the one name
+    # `named_parameters` gives it; the tied head's second name (lm_head.weight, the whole
+    # embedding) would stay in the module state, so a hook drops every name of a frozen tensor.
+    hook = engine.module.register_state_dict_post_hook(_drop_frozen) if trainable_only else None
+    try:
+        engine.save_checkpoint(
+            str(root), tag=tag, save_latest=False, exclude_frozen_parameters=trainable_only
+        )
+    finally:
+        if hook is not None:
+            hook.remove()
     folder = root / tag
     if rank0_extra is not None and rank == 0:
         rank0_extra(folder)
@@ -121,8 +141,10 @@ def latest_good_checkpoint(root: Path) -> Path | None:
     return None if choice[0] is None else Path(choice[0])
 
 
-def load_checkpoint(engine: Any, folder: Path) -> dict[str, Any]:
-    """Load `folder` into the engine and the RNGs; returns this rank's client state."""
+def load_checkpoint(engine: Any, folder: Path, trainable_only: bool = False) -> dict[str, Any]:
+    """Load `folder` into the engine and the RNGs; returns this rank's client state.
+    `trainable_only`: the checkpoint holds only the trainable parameters (see save_checkpoint);
+    the module is loaded non-strictly, so its frozen weights stay as they are."""
     rank, world = dist.get_rank(), dist.get_world_size()
     saved_world = json.loads((folder / MARKER).read_text())["world_size"]
     if saved_world != world:
@@ -130,7 +152,9 @@ def load_checkpoint(engine: Any, folder: Path) -> dict[str, Any]:
             f"{folder} was saved by {saved_world} ranks, this run has {world}: resume with "
             f"train.num_ranks as before, or start afresh in a new output folder"
         )
-    loaded, _ = engine.load_checkpoint(str(folder.parent), tag=folder.name)
+    loaded, _ = engine.load_checkpoint(
+        str(folder.parent), tag=folder.name, load_module_strict=not trainable_only
+    )
     if loaded is None:
         raise RuntimeError(f"DeepSpeed could not load {folder}; see its log lines above")
     client = json.loads((folder / f"client-rank{rank}.json").read_text())

@@ -6,7 +6,9 @@ The job JSON is a `model.job.Job`, written by `model.launch.launch_training`. Ev
 on its own disjoint stream of batches; rank 0 alone logs, prints and exports. A run whose
 out_dir holds a complete checkpoint resumes from it.
 Output in out_dir: metrics.jsonl, checkpoints/ (model/resume.py), model/ (model.safetensors,
-config.json, tokenizer.json) and train_summary.json.
+config.json, tokenizer.json) and train_summary.json. A LoRA job (`lora`, model/lora.py) trains
+adapters on the frozen init_from weights, checkpoints only them, exports the merged model and
+writes the adapter beside it, in adapter/.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import logging
 import math
 import os
 import random
+import resource
 import sys
 import time
 import warnings
@@ -31,7 +34,7 @@ import torch
 import torch.distributed as dist
 
 from model import events
-from model.checkpoint import export_model, load_weights, model_with_weights
+from model.checkpoint import export_adapter, export_model, load_weights, model_with_weights
 from model.config import TrainConfig
 from model.data import Batch
 from model.ema import WeightAverage
@@ -51,6 +54,7 @@ from model.guard import HEALTH_TAG, STOPPED, Guard, TrainingStopped
 from model.inputs import open_data
 from model.job import Job, load_job
 from model.launch import SUMMARY, write_completion
+from model.lora import apply_lora, load_adapter_state, merge_lora, trainable_parameters
 from model.resume import latest_good_checkpoint, load_checkpoint, save_checkpoint
 from model.sft import IGNORE
 from model.tracking import Tracker, make_tracker
@@ -120,7 +124,8 @@ def grad_norm(engine: Any) -> float | None:
 
 
 def build_model(job: Job, vocab_size: int) -> GPT:
-    """The single-device model: fresh, seeded alike on every rank, or loaded from init_from."""
+    """The single-device model: fresh, seeded alike on every rank, or loaded from init_from;
+    with `lora`, the loaded weights frozen and adapters (seeded alike) on the targets."""
     if job.model.vocab_size < vocab_size:
         raise ValueError(
             f"model.vocab_size={job.model.vocab_size} < the data's vocabulary {vocab_size}"
@@ -131,7 +136,38 @@ def build_model(job: Job, vocab_size: int) -> GPT:
     model = GPT(job.model)
     if job.init_from is not None:
         load_weights(model, job.init_from)
+    if job.lora is not None:
+        apply_lora(model, job.lora)
     return model
+
+
+def exported_model(job: Job, weights: dict[str, torch.Tensor]) -> GPT:
+    """The model to export from the gathered float32 `weights`: all of them, or (LoRA) the
+    adapters merged into the init_from weights, read again in float32 (the engine's copy of
+    the frozen base may be bf16)."""
+    if job.lora is None:
+        return model_with_weights(job.model, weights)
+    if job.init_from is None:  # Job.validate refuses this before launch
+        raise ValueError("a LoRA job needs init_from: the base its adapters are merged into")
+    model = GPT(job.model)
+    load_weights(model, job.init_from)
+    load_adapter_state(apply_lora(model, job.lora), weights)
+    return merge_lora(model)
+
+
+def peak_memory_mb() -> list[float]:
+    """Every rank's peak resident memory so far (ru_maxrss, MB), by rank (every rank calls)."""
+    mine = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # kilobytes on Linux
+    gathered: list[float | None] = [None] * dist.get_world_size()
+    dist.all_gather_object(gathered, round(mine, 1))
+    return [float(value or 0.0) for value in gathered]
+
+
+def folder_mb(folder: Path | None) -> float:
+    """The size of the files under `folder`, MB (0 for None)."""
+    if folder is None:
+        return 0.0
+    return round(sum(f.stat().st_size for f in folder.rglob("*") if f.is_file()) / 2**20, 3)
 
 
 @dataclass
@@ -150,6 +186,8 @@ class Checkpoints:
     def __init__(self, engine: Any, job: Job, data: Any, average: WeightAverage | None) -> None:
         self.engine, self.tc, self.data, self.average = engine, job.train, data, average
         self.root = job.out_dir / "checkpoints"
+        self.trainable_only = job.lora is not None  # LoRA: the adapters, not the frozen base
+        self.last: Path | None = None  # the newest checkpoint saved or resumed from
 
     def due(self, step: int) -> bool:
         every = self.tc.checkpoint_every
@@ -157,7 +195,7 @@ class Checkpoints:
 
     def save(self, progress: Progress, guard: Guard, tracker: Tracker) -> Path:
         """Save the step (every rank); copy it to MLflow as `train.checkpoint_artifacts` says."""
-        folder = self._save(progress, guard)
+        folder = self.last = self._save(progress, guard)
         artifacts = self.tc.checkpoint_artifacts
         if artifacts == "all" or (artifacts == "last" and progress.step == self.tc.steps):
             tracker.log_artifacts(folder, f"checkpoints/{folder.name}")
@@ -175,7 +213,13 @@ class Checkpoints:
         }
         save_extra = self.average.save if self.average is not None else None
         return save_checkpoint(
-            self.engine, self.root, progress.step, client, self.tc.keep_checkpoints, save_extra
+            self.engine,
+            self.root,
+            progress.step,
+            client,
+            self.tc.keep_checkpoints,
+            save_extra,
+            self.trainable_only,
         )
 
     def latest(self) -> Path | None:
@@ -183,7 +227,7 @@ class Checkpoints:
         return latest_good_checkpoint(self.root)
 
     def _load(self, folder: Path) -> dict[str, Any]:
-        client = load_checkpoint(self.engine, folder)
+        client = load_checkpoint(self.engine, folder, self.trainable_only)
         if self.average is not None:
             self.average.load(folder)
         return client
@@ -195,6 +239,7 @@ class Checkpoints:
         if folder is None:
             return Progress(), None
         client = self._load(folder)
+        self.last = folder
         self.data.batches.load_state_dict(client["loader"])
         if "guard" in client:
             guard.load_state_dict(client["guard"])
@@ -258,6 +303,7 @@ class StepLog:
 
     def summary(self, progress: Progress, final_loss: float, model: GPT) -> dict[str, Any]:
         """The run's losses, speed and size, for train_summary.json."""
+        trainable, total = trainable_parameters(model)
         return {
             "steps": self.tc.steps,
             "first_loss": progress.first_loss,
@@ -265,6 +311,8 @@ class StepLog:
             "tokens_per_s": progress.steps_run * self.tokens_per_step / max(progress.train_s, 1e-9),
             "steps_run": progress.steps_run,
             "num_params": model.num_params(),
+            "trainable_params": trainable,
+            "trainable_fraction": trainable / total,
             "flops_per_token": flops_per_token(self.cfg),
         }
 
@@ -411,19 +459,30 @@ def train(job: Job) -> dict[str, Any] | None:
     health = guard.outcome(evaluation.exported)
     tracker.set_tags({HEALTH_TAG: health})
     tracker.close()
-    # the weight average when one is kept, else the last weights (a collective: every rank)
-    weights = average.average if average is not None else full_fp32_state_dict(engine)
+    # the weight average when one is kept, else the last weights, or LoRA's adapters (a
+    # collective: every rank)
+    lora = job.lora is not None
+    weights = average.average if average is not None else full_fp32_state_dict(engine, lora)
+    memory = peak_memory_mb()  # a collective too
     summary = None
     if rank == 0:
-        export_model(model_with_weights(cfg, weights), cfg, job.out_dir / "model", data.tokenizer)
+        export_model(exported_model(job, weights), cfg, job.out_dir / "model", data.tokenizer)
+        adapter = {}
+        if job.lora is not None:
+            folder = export_adapter(weights, job.lora, str(job.init_from), job.out_dir / "adapter")
+            adapter = {"adapter_sha256": file_hashes(folder)}
         summary = {
             **log.summary(progress, train_loss, model),
             **evaluation.summary(),
+            "method": "lora" if lora else "full",
+            "peak_memory_mb": memory,
+            "checkpoint_mb": folder_mb(checkpoints.last),
             "world_size": world,
             "resumed_from": resumed.name if resumed else None,
             "health": health,
             "guard": guard.counts(),
             "export_sha256": file_hashes(job.out_dir / "model"),
+            **adapter,
             "wall_s": round(time.time() - started, 2),
         }
         write_atomically(job.out_dir / SUMMARY, json.dumps(summary, indent=2) + "\n")

@@ -452,6 +452,21 @@ class FinetuneConfig(Checked):
     """The metrics the fine-tuned candidate must beat its champion on (at least one)."""
     promote_margin: float = 0.0
     """By how much, relative (>= 0)."""
+    # LoRA (model/lora.py): these five settings, checked together in _check_lora.
+    method: Literal["full", "lora"] = "full"
+    """"full": train every weight; "lora": freeze the base and train low-rank adapters only
+    (checkpoints hold only the adapters; the registered model has them merged, and the adapter
+    is kept beside it). LoRA needs train.zero_stage <= 2 and train.ema_decay = 0."""
+    lora_rank: int = 8
+    """LoRA: the adapters' rank r (>= 1); each target layer trains r x (in + out) numbers."""
+    lora_alpha: float = 16.0
+    """LoRA: the update is scaled by lora_alpha / lora_rank (> 0)."""
+    lora_dropout: float = 0.0
+    """LoRA: dropout on the adapters' input while training (in [0, 1))."""
+    lora_targets: list[str] = field(default_factory=lambda: ["q_proj", "kv_proj"])
+    """LoRA: the block layers that get adapters, among q_proj, kv_proj, out_proj, gate_up,
+    down_proj (default: attention's query and key/value projections, ~1.5 % of the demo
+    shape's parameters at rank 8)."""
 
     def check(self) -> None:
         self.require(bool(self.domain.strip()), "domain", "domain must not be empty")
@@ -466,6 +481,35 @@ class FinetuneConfig(Checked):
             "lr",
         )
         _check_gate(self)
+        _check_lora(self)
+
+
+def _check_lora(config: FinetuneConfig) -> None:
+    """The LoRA settings' rules (checked whatever the method, so a preset is right up front)."""
+    # model.lora imports torch; a whole config (which builds a GPT's ModelConfig) does anyway
+    from model.lora import LORA_TARGETS
+
+    config.require(
+        config.lora_rank >= 1,
+        "lora_rank",
+        "lora_rank must be >= 1 (the adapters' rank; 8 is a common choice)",
+    )
+    config.positive("lora_alpha")
+    config.require(
+        0.0 <= config.lora_dropout < 1.0, "lora_dropout", "lora_dropout must be in [0, 1)"
+    )
+    unknown = [name for name in config.lora_targets if name not in LORA_TARGETS]
+    config.require(
+        bool(config.lora_targets) and not unknown,
+        "lora_targets",
+        f"lora_targets must name at least one layer, each one of {', '.join(LORA_TARGETS)}"
+        + (f" (unknown: {', '.join(unknown)})" if unknown else ""),
+    )
+    config.require(
+        len(set(config.lora_targets)) == len(config.lora_targets),
+        "lora_targets",
+        "lora_targets names a layer twice",
+    )
 
 
 def _model_config_class() -> type[ModelConfig]:

@@ -63,7 +63,7 @@ def check_harness_run(names: list[str], data: HarnessData) -> None:
     if missing:
         raise ValueError(
             f"--harness needs lm-evaluation-harness and transformers ({', '.join(missing)} not "
-            "installed): pip install -c constraints.txt -e '.[hf]'"
+            "installed): make setup-hf, or pip install -c constraints.txt -e '.[hf]'"
         )
     for name in names:
         if TASK_DATA[name] == "choices" and data.choices is None:

@@ -5,8 +5,10 @@ first: every line parsed (errors name the line), the tokenizer must fit the mode
 chat markers, every prompt must leave room in the context window. Then it is evaluated on the
 held-out examples, fine-tuned by the same `deepspeed` training script (`init_from` + `sft`
 job keys, loss on response tokens only), evaluated again, and registered as
-`<base name>-<domain>` with tags naming the base version and the data's sha256. Nothing is
-registered when any step fails.
+`<base name>-<domain>` with tags naming the base version, the data's sha256 and the method.
+With `finetune.method = "lora"` only low-rank adapters train (model/lora.py); the version holds
+the merged model and keeps the adapter folder as its own artifact. Nothing is registered when
+any step fails.
 """
 
 from __future__ import annotations
@@ -21,12 +23,13 @@ from model.evaluate import EvalSets
 from model.files import sha256_file
 from model.job import Job
 from model.launch import launch_training
+from model.lora import LoraSettings
 from model.sft import SftDataset
 from tasks.common import tracking
 from tasks.common.step import run_step
 from tasks.config import LmforgeConfig, RegisterConfig
 from tasks.evaluate.report import run_evaluation, write_report
-from tasks.finetune.report import before_after_markdown, finetune_card
+from tasks.finetune.report import before_after_markdown, finetune_card, training_markdown
 from tasks.register.registry import register_version
 from tasks.register.resolve import ResolvedModel, resolve_model
 
@@ -62,7 +65,8 @@ def check_inputs(base: ResolvedModel, files: list[Path]) -> None:
 def training_job(
     config: LmforgeConfig, base: ResolvedModel, train: Path, val: Path, out: Path
 ) -> Job:
-    """The fine-tuning run's job: the base's shape, `finetune` over `train` settings."""
+    """The fine-tuning run's job: the base's shape, `finetune` over `train` settings (a
+    ValueError, before anything runs, for a LoRA job the ranks cannot run)."""
     ft = config.finetune
     settings = dataclasses.replace(
         config.train,
@@ -73,6 +77,9 @@ def training_job(
         micro_batch=ft.micro_batch,
         eval_every=ft.eval_every,
     )
+    lora = None
+    if ft.method == "lora":
+        lora = LoraSettings(ft.lora_rank, ft.lora_alpha, ft.lora_dropout, list(ft.lora_targets))
     return Job(
         load_model_config(base.model_dir),
         settings,
@@ -80,6 +87,7 @@ def training_job(
         out,
         init_from=base.model_dir,
         sft={"train": str(train), "val": str(val), "tokenizer": str(base.model_dir / TOKENIZER)},
+        lora=lora,
     )
 
 
@@ -131,6 +139,7 @@ def finetune_into(
     ft = config.finetune
     check_inputs(base, [data, *([Path(ft.val_data)] if ft.val_data else [])])
     train, val = split_examples(data, ft.val_data, ft.val_every, out)
+    job = training_job(config, base, train, val, out)
     sets = EvalSets(sft=val, choices=Path(ft.choices) if ft.choices else None)
     before = run_evaluation(config, base.model_dir, None, sets)
     name = f"{base.name or config.tracking.model_name}-{ft.domain}"
@@ -141,19 +150,20 @@ def finetune_into(
         "lmforge.base_model.run_id": str(base.run_id),
         "lmforge.finetune.data": str(data.resolve()),
         "lmforge.finetune.data_sha256": digest,
+        "lmforge.finetune.method": ft.method,
     }
     run_id = tracking.start_run(config, run_name=f"finetune-{ft.domain}", tags=tags)
     try:
         tracking.log_metrics(
             config, run_id, {f"before_{k}": v for k, v in before["metrics"].items()}
         )
-        job = training_job(config, base, train, val, out)
         job.tracking_uri, job.run_id = config.mlflow_uri(), run_id
         summary = launch_training(job, out, on_line)
         after = run_evaluation(config, out / "model", None, sets)
         tracking.log_metrics(config, run_id, {f"after_{k}": v for k, v in after["metrics"].items()})
         files = write_report(out / "evaluation", f"{name} (fine-tuned)", after)
-        (out / "before_after.md").write_text(before_after_markdown(before, after))
+        report = before_after_markdown(before, after) + "\n" + training_markdown(summary)
+        (out / "before_after.md").write_text(report)
         gate = RegisterConfig(ft.promote_metrics, ft.promote_margin)
         training = {"job": job, "summary": summary}
 
@@ -163,8 +173,20 @@ def finetune_into(
         client = MlflowClient(config.mlflow_uri())
         for path in [*files, out / "before_after.md"]:
             client.log_artifact(run_id, str(path), artifact_path="evaluation")
+        # LoRA: the version holds the merged model and keeps the adapter as its own artifact
+        adapter = {"adapter": out / "adapter"} if job.lora is not None else {}
         registered = register_version(
-            config, name, out / "model", run_id, tags, after["metrics"], card, out, gate
+            config,
+            name,
+            out / "model",
+            run_id,
+            tags,
+            after["metrics"],
+            card,
+            out,
+            gate,
+            extra_artifacts=adapter,
+            chat=True,
         )
     except BaseException:
         tracking.end_run(config, run_id, "FAILED")
@@ -175,6 +197,7 @@ def finetune_into(
         "after": after["metrics"],
         "samples": after["samples"],
         "train_summary": summary,
+        "method": ft.method,
         "registered": registered,
         "data_sha256": digest,
         "mlflow_run_id": run_id,

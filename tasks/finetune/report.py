@@ -21,6 +21,22 @@ def before_after_markdown(before: dict[str, Any], after: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def training_markdown(summary: dict[str, Any]) -> str:
+    """What the fine-tuning run trained and what it cost: method, trainable parameters, peak
+    memory per rank and the last checkpoint's size."""
+    memory = ", ".join(f"{mb:.0f}" for mb in summary.get("peak_memory_mb", []))
+    lines = ["| training | value |", "|---|---|"]
+    lines.append(f"| method | {summary.get('method', 'full')} |")
+    lines.append(
+        f"| trainable parameters | {summary.get('trainable_params', summary['num_params'])} of "
+        f"{summary['num_params']} ({summary.get('trainable_fraction', 1.0):.2%}) |"
+    )
+    lines.append(f"| steps | {summary['steps']} |")
+    lines.append(f"| peak memory per rank (MB) | {memory} |")
+    lines.append(f"| checkpoint (MB) | {summary.get('checkpoint_mb', 0.0):.3f} |")
+    return "\n".join(lines) + "\n"
+
+
 def finetune_card(
     name: str,
     tags: dict[str, str],

@@ -1,21 +1,26 @@
 """Register step logic: log a model as an MLflow pyfunc, register it, run the promotion gate.
 
-Every new version gets the alias `candidate` and its evaluation as tags (promotion.eval_tags:
-every number in one JSON tag, the gate's metrics one by one) and as a table in its description;
+Every version carries the exported folder (served by pyfunc_model.py) and the same model as a
+Hugging Face Llama folder (artifact `hf`). Every new version gets the alias `candidate` and its
+evaluation as tags (promotion.eval_tags: every number in one JSON tag, the gate's metrics one by
+one) and as a table in its description;
 `champion` moves to it only when the gate (promotion.py) says so, and the decision with
 both sets of numbers goes to the version's description and tags. The model card
-(model_card.md) is logged with the model, so it travels with every download of the version.
+(model_card.md) is logged with the model, so it travels with every download of the version,
+as do any extra artifacts the caller names (a fine-tuned version's LoRA adapter folder).
 """
 
 from __future__ import annotations
 
 import json
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import model as model_package
 from model.guard import HEALTH_TAG
+from model.hf import export_hf
 from tasks.common.step import StepResult
 from tasks.config import LmforgeConfig, RegisterConfig
 from tasks.register.model_card import model_card, upstream_outputs
@@ -24,6 +29,7 @@ from tasks.register.promotion import Decision, decide, eval_tags
 PYFUNC_CODE = Path(__file__).with_name("pyfunc_model.py")
 MODEL_PACKAGE = Path(model_package.__file__).parent
 CANDIDATE, CHAMPION = "candidate", "champion"
+HF_ARTIFACT = "hf"  # the version's Hugging Face folder (model/hf.py)
 
 
 def text_signature() -> Any:
@@ -68,24 +74,40 @@ def register_version(
     card: Callable[[dict[str, Any]], str],
     out_dir: Path,
     gate: RegisterConfig | None = None,
+    decision: Decision | None = None,
+    chat: bool = False,
+    extra_artifacts: dict[str, Path] | None = None,
 ) -> dict[str, Any]:
-    """Gate (`gate`, else `register` settings), card, log and register `model_dir` as a version
-    of `name`; returns what happened."""
+    """Gate (`gate`, else `register` settings; or the given `decision`), card, log and register
+    `model_dir` as a version of `name`; returns what happened. The version's artifacts hold
+    the exported folder (`model_dir`, what the pyfunc serves), the same model as a Hugging Face
+    Llama folder (`hf`; with the chat template when `chat`), the model card and
+    `extra_artifacts` (name -> file or folder, each under its own name)."""
     import mlflow
     from mlflow import MlflowClient
 
-    champion_tags, champion_version = champion_of(config, name)
-    health = MlflowClient(config.mlflow_uri()).get_run(run_id).data.tags.get(HEALTH_TAG)
-    decision: Decision = decide(
-        gate or config.register, metrics, champion_tags, champion_version, health
-    )
+    taken = {"model_dir", "model_card", HF_ARTIFACT} & set(extra_artifacts or {})
+    if taken:
+        raise ValueError(f"extra artifact name(s) {sorted(taken)} are the model's own; rename them")
+    if decision is None:
+        champion_tags, champion_version = champion_of(config, name)
+        health = MlflowClient(config.mlflow_uri()).get_run(run_id).data.tags.get(HEALTH_TAG)
+        decision = decide(gate or config.register, metrics, champion_tags, champion_version, health)
     (out_dir / "model_card.md").write_text(card(decision.to_dict()))
+    hf_dir = out_dir / HF_ARTIFACT
+    shutil.rmtree(hf_dir, ignore_errors=True)  # a retried registration writes it again
+    export_hf(model_dir, hf_dir, chat=chat)
     mlflow.set_tracking_uri(config.mlflow_uri())
     with mlflow.start_run(run_id=run_id):
         info = mlflow.pyfunc.log_model(
             name="model",
             python_model=str(PYFUNC_CODE),
-            artifacts={"model_dir": str(model_dir), "model_card": str(out_dir / "model_card.md")},
+            artifacts={
+                "model_dir": str(model_dir),
+                HF_ARTIFACT: str(hf_dir),
+                "model_card": str(out_dir / "model_card.md"),
+                **{key: str(path) for key, path in (extra_artifacts or {}).items()},
+            },
             code_paths=[str(MODEL_PACKAGE)],
             signature=text_signature(),
             pip_requirements=["torch==2.13.0", "tokenizers", "safetensors", "numpy"],

@@ -20,7 +20,7 @@ from pyspark.sql import functions as F
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 
 from model.files import sha256_file
-from model.tokenizer import EOT, SPECIAL_TOKENS, load_tokenizer
+from model.tokenizer import EOT, SPECIAL_TOKENS, TOKENIZER_CONFIG, end_of_text, load_tokenizer
 from tasks.config import TokenizeConfig
 
 
@@ -107,19 +107,26 @@ def train_tokenizer(
 
 
 def use_tokenizer_file(source: Path | str, out_path: Path) -> dict[str, Any]:
-    """Check an existing tokenizer.json (has <|endoftext|>, decodes its own output exactly) and
-    copy it byte for byte to `out_path`, so the recorded sha256 is that of the given file."""
+    """Check an existing tokenizer.json (has an end-of-text token, decodes its own output
+    exactly) and copy it byte for byte to `out_path`, so the recorded sha256 is that of the
+    given file; an imported model's `tokenizer_config.json` beside it (which names its
+    end-of-text token, model/tokenizer.py:end_of_text) is copied along."""
     source = Path(source)
-    hint = 'set tokenize.tokenizer_file to a tokenizer.json with <|endoftext|>, or to "" to train'
+    hint = (
+        "set tokenize.tokenizer_file to a tokenizer.json with <|endoftext|> (or an imported "
+        'model\'s, with its tokenizer_config.json beside it), or to "" to train one'
+    )
     if not source.is_file():
         raise ValueError(f"tokenize.tokenizer_file {source} does not exist: {hint}")
     try:
         tokenizer = load_tokenizer(source)
     except Exception as error:  # tokenizers raises a bare Exception for a malformed file
         raise ValueError(f"{source} is not a readable tokenizer.json ({error}): {hint}") from error
-    if tokenizer.token_to_id(EOT) is None:
-        raise ValueError(f"{source} has no {EOT} token, needed to end every document: {hint}")
-    probe = "Exact round trip?\r\n  naïve café 日本語 🎉\t<|endoftext|>"
+    try:
+        end = end_of_text(source)
+    except ValueError as error:
+        raise ValueError(f"{error}: {hint}") from None
+    probe = f"Exact round trip?\r\n  naïve café 日本語 🎉\t{EOT}"
     if tokenizer.decode(tokenizer.encode(probe).ids, skip_special_tokens=False) != probe:
         raise ValueError(
             f"{source} does not decode its own tokens back to the text (a normaliser or a "
@@ -128,7 +135,11 @@ def use_tokenizer_file(source: Path | str, out_path: Path) -> dict[str, Any]:
     out_path = Path(out_path)
     out_path.parent.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(source, out_path)
-    return {**describe_tokenizer(out_path), "source": str(source.resolve()), "train_docs": 0}
+    side = source.with_name(TOKENIZER_CONFIG)
+    if side.is_file():
+        shutil.copyfile(side, out_path.with_name(TOKENIZER_CONFIG))
+    described = describe_tokenizer(out_path)
+    return {**described, "source": str(source.resolve()), "train_docs": 0, "eot_token": end}
 
 
 def describe_tokenizer(path: Path) -> dict[str, Any]:
@@ -140,5 +151,5 @@ def describe_tokenizer(path: Path) -> dict[str, Any]:
         "tokenizer_sha256": sha256_file(path),
         "vocab_size": tokenizer.get_vocab_size(),
         "special_tokens": {t: i for t, i in present.items() if i is not None},
-        "eot_id": tokenizer.token_to_id(EOT),
+        "eot_id": tokenizer.token_to_id(end_of_text(path)),
     }

@@ -26,7 +26,7 @@ from model.token_format import (
     index_path,
     token_width,
 )
-from model.tokenizer import EOT, tokenizer_from_json
+from model.tokenizer import tokenizer_from_json
 
 ENCODE_BATCH_DOCS = 512
 ENCODE_BYTES = 4 << 20  # text encoded in one call, unless one document is larger (`_encoded`)
@@ -116,6 +116,7 @@ def write_partition(
     *,
     out_dir: str,
     tokenizer_json: Broadcast[str],
+    eot_id: int,
     shard_tokens: int,
 ) -> Iterator[pa.RecordBatch]:
     """Executor side: encode sorted documents into shards; yield manifest entries as JSON."""
@@ -123,7 +124,7 @@ def write_partition(
     # one tokenizer thread per core the task holds: tasks running side by side share the cores
     os.environ.setdefault("RAYON_NUM_THREADS", str(context.cpus() if context else 1))
     tokenizer = worker_tokenizer(tokenizer_json.value)
-    vocab_size, eot_id = tokenizer.get_vocab_size(), tokenizer.token_to_id(EOT)
+    vocab_size = tokenizer.get_vocab_size()
     dtype = TOKEN_DTYPES[token_width(vocab_size)]
     attempt = context.attemptNumber() if context else 0
     counts = dict.fromkeys(COUNTERS, 0)

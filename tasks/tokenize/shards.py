@@ -38,7 +38,7 @@ from tokenizers import Tokenizer
 
 from model.files import sha256_file
 from model.token_format import FORMAT_VERSION, HEADER_BYTES, MAGIC, TOKEN_DTYPES, token_width
-from model.tokenizer import EOT
+from model.tokenizer import end_of_text
 from tasks.common.spark import local_input_files, session_conf
 from tasks.config import TokenizeConfig
 from tasks.tokenize.bpe import documents_frame, no_documents_error
@@ -133,7 +133,12 @@ def partition_keys(spark: SparkSession, n: int) -> list[int]:
 
 
 def _encode_and_write(
-    spark: SparkSession, docs_uri: str, tokenizer_json: str, config: TokenizeConfig, out_dir: Path
+    spark: SparkSession,
+    docs_uri: str,
+    tokenizer_json: str,
+    eot_id: int,
+    config: TokenizeConfig,
+    out_dir: Path,
 ) -> list[dict[str, Any]]:
     """Run the Spark job; the executors' manifest entries and counters."""
     keyed = documents_frame(spark, docs_uri).select(
@@ -149,6 +154,7 @@ def _encode_and_write(
         write_partition,
         out_dir=str(out_dir),
         tokenizer_json=spark.sparkContext.broadcast(tokenizer_json),
+        eot_id=eot_id,
         shard_tokens=config.shard_tokens,
     )
     try:
@@ -172,12 +178,11 @@ def write_shards(
     config = replace(config, partitions=effective_partitions(spark, docs_uri, config))
     tokenizer_json = Path(tokenizer_path).read_text(encoding="utf-8")
     tokenizer = Tokenizer.from_str(tokenizer_json)
-    vocab_size, eot_id = tokenizer.get_vocab_size(), tokenizer.token_to_id(EOT)
-    if eot_id is None:
-        raise ValueError(f"{tokenizer_path} has no {EOT} token: train it with tasks.tokenize.bpe")
+    vocab_size = tokenizer.get_vocab_size()
+    eot_id = tokenizer.token_to_id(end_of_text(tokenizer_path))
     out_dir = Path(out_dir).resolve()
     out_dir.mkdir(parents=True, exist_ok=True)
-    results = _encode_and_write(spark, docs_uri, tokenizer_json, config, out_dir)
+    results = _encode_and_write(spark, docs_uri, tokenizer_json, eot_id, config, out_dir)
     entries = sorted((r for r in results if "file" in r), key=lambda entry: entry["file"])
     counts = {c: sum(r["counts"][c] for r in results if "counts" in r) for c in COUNTERS}
     if not entries:

@@ -8,6 +8,7 @@ from typing import Any
 from prefect.states import State
 
 from model.files import sha256_file
+from model.tokenizer import TOKENIZER_CONFIG
 from tasks.common.spark import spark_session
 from tasks.common.step import StepResult, run_step
 from tasks.common.task import published, step_task
@@ -39,6 +40,9 @@ def tokenize_step(config: LmforgeConfig, curated: StepResult) -> State:
     if given and Path(given).is_file():
         # the file's content, not only its path, decides whether the step must run again
         settings["tokenizer_file_sha256"] = sha256_file(given)
+        side = Path(given).with_name(TOKENIZER_CONFIG)  # an imported model's end-of-text token
+        if side.is_file():
+            settings["tokenizer_config_sha256"] = sha256_file(side)
 
     def build(out: Path) -> dict[str, Any]:
         saved = out / "tokenizer.json"

@@ -5,6 +5,7 @@ must skip every finished step; a failure in the middle step, then a re-run that 
 from __future__ import annotations
 
 import json
+import math
 import shutil
 import time
 from pathlib import Path
@@ -16,9 +17,15 @@ from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
 from tokenizers import Tokenizer
 
 from flows.continuous import continue_pretraining
+from flows.outputs import latest_output
 from flows.pipeline import pipeline
+from model.checkpoint import load_model_config
 from model.faults import ENV as FAULTS_ENV
 from model.token_format import read_documents
+from tasks.config import load_config
+from tasks.register.imported import import_model
+from tests.model.conftest import build_tiny_corpus
+from tests.model.hf_fixtures import hf_checkpoint
 
 pytestmark = pytest.mark.e2e
 
@@ -200,6 +207,33 @@ def test_continue_pretraining_trains_nothing_without_new_documents(tiny_run):
         "champion_version": first["model_version"],  # the first version became champion
         "curated": first["steps"]["curate"]["path"],
     }
+
+
+def test_continue_pretraining_from_an_imported_champion(tiny_run, tmp_path):
+    """The nightly flow starts from an HF Llama checkpoint imported as champion: its shape,
+    weights and tokenizer (whose end-of-text token is its own `</s>`)."""
+    work_dir, overrides, _ = tiny_run
+    mine = [*overrides, "tracking.model_name=imported-e2e"]
+    tokenizer = build_tiny_corpus(tmp_path / "tokens", repeats=1) / "tokenizer.json"
+    source = hf_checkpoint(tmp_path / "hf", tokenizer, 2, False)
+    config = load_config(TINY_CONFIG, mine)
+    base = import_model(config, str(source), "imported-e2e", champion=True)
+    result = continue_pretraining(config_path=TINY_CONFIG, overrides=mine)
+    assert result["trained"] is True and result["champion_version"] == base["version"]
+    # an imported champion has no evaluation of ours, so the gate cannot compare: not promoted
+    assert "has no recorded" in result["promotion"]["reason"]
+    manifest = json.loads(
+        (Path(latest_output(work_dir, "tokenize").path) / "manifest.json").read_text()
+    )
+    eos = Tokenizer.from_file(str(tokenizer)).get_vocab_size()  # </s>, added last
+    assert manifest["eot_id"] == eos and manifest["vocab_size"] == eos + 1
+    trained = Path(latest_output(work_dir, "train").path)
+    summary = json.loads((trained / "train_summary.json").read_text())
+    # from the imported weights: a fresh model would start at ln(vocab), these well above
+    assert summary["first_loss"] > math.log(eos + 1) + 0.5
+    assert load_model_config(trained / "model") == load_model_config(Path(base["model_dir"]))
+    kept = json.loads((trained / "model" / "tokenizer_config.json").read_text())
+    assert kept["eos_token"] == "</s>"
 
 
 def output_files(folder: Path) -> dict[str, bytes]:

@@ -122,7 +122,7 @@ def test_shipped_tasks_and_their_names(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(
         importlib.util, "find_spec", lambda name: None if name == "lm_eval" else found(name)
     )
-    with pytest.raises(ValueError, match=r"\(lm_eval not installed\): pip install .*'\.\[hf\]'"):
+    with pytest.raises(ValueError, match=r"\(lm_eval not installed\): make setup-hf"):
         check_harness_run(["lmforge_choices"], HarnessData(ITEMS))
 
 

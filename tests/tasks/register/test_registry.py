@@ -104,6 +104,12 @@ def test_versions_aliases_descriptions_and_cards(registry, tiny_model: Path) -> 
     mlflow.set_tracking_uri(config.mlflow_uri())
     card = mlflow.artifacts.download_artifacts(f"models:/{name}/2/artifacts/model_card.md")
     assert "1.9900 vs champion" in Path(card).read_text()
+    # the same model as a Hugging Face folder travels with every version (model/hf.py)
+    hf = Path(mlflow.artifacts.download_artifacts(f"models:/{name}/2/artifacts/hf"))
+    assert {"config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json"} <= {
+        p.name for p in hf.iterdir()
+    }
+    assert json.loads((hf / "config.json").read_text())["architectures"] == ["LlamaForCausalLM"]
     # a gate metric the evaluation lacks stops before anything is registered
     bad = embedded_config(Path(config.run.work_dir), "register.promote_metrics=['cloze_acc']")
     with pytest.raises(ValueError, match="cloze_acc"):

@@ -1,0 +1,33 @@
+"""Small random Hugging Face Llama checkpoints, built and saved by `transformers` itself."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+
+from model.tokenizer import load_tokenizer
+
+
+def hf_checkpoint(folder: Path, tokenizer_file: Path, kv: int, tied: bool) -> Path:
+    """A small random LlamaForCausalLM saved by transformers, with an HF fast tokenizer whose
+    end-of-text token is `</s>` (as Llama's), not ours."""
+    base = load_tokenizer(tokenizer_file)
+    base.add_special_tokens(["</s>"])
+    vocab = base.get_vocab_size()
+    config = LlamaConfig(
+        vocab_size=vocab, hidden_size=64, intermediate_size=160, num_hidden_layers=2,
+        num_attention_heads=4, num_key_value_heads=kv, max_position_embeddings=128,
+        rms_norm_eps=1e-5, rope_theta=10000.0, tie_word_embeddings=tied,
+        eos_token_id=base.token_to_id("</s>"), bos_token_id=None,
+    )  # fmt: skip
+    torch.manual_seed(2)
+    model = LlamaForCausalLM(config)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.normal_(0, 0.2) if p.dim() > 1 else p.uniform_(0.5, 1.5)
+    model.save_pretrained(folder)
+    base.encode_special_tokens = False
+    PreTrainedTokenizerFast(tokenizer_object=base, eos_token="</s>").save_pretrained(folder)
+    return folder
