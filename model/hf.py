@@ -122,7 +122,8 @@ def from_hf_state(cfg: ModelConfig, hf: Mapping[str, torch.Tensor]) -> dict[str,
     """transformers' LlamaForCausalLM state dict as ours; refuses missing, extra or misshapen
     tensors, naming them."""
     heads, kv_heads = cfg.n_head, cfg.n_kv_head or cfg.n_head
-    expected = to_hf_state(cfg, GPT(cfg).state_dict())  # the names and shapes cfg implies
+    with torch.device("meta"):  # the names and shapes cfg implies, nothing allocated
+        expected = to_hf_state(cfg, GPT(cfg).state_dict())
     given = dict(hf)
     if cfg.tie_embeddings and "lm_head.weight" in given:  # some tied checkpoints store it anyway
         head = given.pop("lm_head.weight")

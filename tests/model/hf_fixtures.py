@@ -1,4 +1,5 @@
-"""Small random Hugging Face Llama checkpoints, built and saved by `transformers` itself."""
+"""Small random models: our exported GPTs, and Hugging Face Llama checkpoints built and saved by
+`transformers` itself."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ from pathlib import Path
 import torch
 from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 
+from model.checkpoint import export_model
+from model.gpt import GPT, ModelConfig
 from model.tokenizer import load_tokenizer
 
 
@@ -31,3 +34,20 @@ def hf_checkpoint(folder: Path, tokenizer_file: Path, kv: int, tied: bool) -> Pa
     base.encode_special_tokens = False
     PreTrainedTokenizerFast(tokenizer_object=base, eos_token="</s>").save_pretrained(folder)
     return folder
+
+
+def our_model(folder: Path, tokenizer_file: Path, kv: int, tied: bool, bias: bool) -> Path:
+    """An exported random GPT; weights scaled up so logits are far from uniform (distinct
+    argmaxes: a greedy continuation then tests the layout, not ties)."""
+    vocab = load_tokenizer(tokenizer_file).get_vocab_size()
+    cfg = ModelConfig(
+        n_layer=2, n_head=4, n_kv_head=kv, n_embd=64, block_size=64, vocab_size=vocab,
+        tie_embeddings=tied, bias=bias, rope_theta=500.0,
+    )  # fmt: skip
+    torch.manual_seed(0)
+    model = GPT(cfg)
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if not name.endswith("norm.weight"):
+                p.mul_(4.0)
+    return export_model(model.eval(), cfg, folder, tokenizer_file)

@@ -16,15 +16,14 @@ from transformers import (
     AutoTokenizer,
 )
 
-from model.checkpoint import export_model, load_model
+from model.checkpoint import load_model
 from model.gguf_file import export_gguf
-from model.gpt import GPT, ModelConfig
 from model.hf import CheckpointError, export_hf, import_hf, to_halves, to_pairs
 from model.sft import format_prompt
 from model.tokenizer import EOT, end_of_text, load_tokenizer
 
 from .conftest import build_tiny_corpus
-from .hf_fixtures import hf_checkpoint
+from .hf_fixtures import hf_checkpoint, our_model
 
 # (name, n_kv_head, tie_embeddings, bias)
 SHAPES = [
@@ -38,23 +37,6 @@ SHAPES = [
 @pytest.fixture(scope="module")
 def tokenizer_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return build_tiny_corpus(tmp_path_factory.mktemp("hf-tokens"), repeats=1) / "tokenizer.json"
-
-
-def our_model(folder: Path, tokenizer_file: Path, kv: int, tied: bool, bias: bool) -> Path:
-    """An exported random GPT; weights scaled up so logits are far from uniform (distinct
-    argmaxes: a greedy continuation then tests the layout, not ties)."""
-    vocab = load_tokenizer(tokenizer_file).get_vocab_size()
-    cfg = ModelConfig(
-        n_layer=2, n_head=4, n_kv_head=kv, n_embd=64, block_size=64, vocab_size=vocab,
-        tie_embeddings=tied, bias=bias, rope_theta=500.0,
-    )  # fmt: skip
-    torch.manual_seed(0)
-    model = GPT(cfg)
-    with torch.no_grad():
-        for name, p in model.named_parameters():
-            if not name.endswith("norm.weight"):
-                p.mul_(4.0)
-    return export_model(model.eval(), cfg, folder, tokenizer_file)
 
 
 @pytest.mark.parametrize(("name", "kv", "tied", "bias"), SHAPES)
