@@ -213,7 +213,7 @@ def test_continue_pretraining_from_an_imported_champion(tiny_run, tmp_path):
     """The nightly flow starts from an HF Llama checkpoint imported as champion: its shape,
     weights and tokenizer (whose end-of-text token is its own `</s>`)."""
     work_dir, overrides, _ = tiny_run
-    mine = [*overrides, "tracking.model_name=imported-e2e"]
+    mine = [*overrides, "tracking.model_name=imported-e2e", "train.steps=10", "train.eval_every=10"]
     tokenizer = build_tiny_corpus(tmp_path / "tokens", repeats=1) / "tokenizer.json"
     source = hf_checkpoint(tmp_path / "hf", tokenizer, 2, False)
     config = load_config(TINY_CONFIG, mine)

@@ -89,7 +89,9 @@ def test_lora_checkpoints_only_adapters_resumes_and_exports_merged(
     assert (resumed / weights).read_bytes() == (out / weights).read_bytes()
 
 
-@pytest.mark.parametrize("stage", [0, 1])
+# ZeRO 2 is the test above's; ZeRO 1 runs the same DeepSpeedZeroOptimizer (stage 1 keeps the
+# gradients whole), so only the stage without a ZeRO optimizer (bf16's own) runs here too.
+@pytest.mark.parametrize("stage", [0])
 def test_lora_trains_under_zero_stage(
     stage: int, tiny_corpus: Path, base_model: Path, tmp_path: Path
 ) -> None:
