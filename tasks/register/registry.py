@@ -77,12 +77,15 @@ def register_version(
     decision: Decision | None = None,
     chat: bool = False,
     extra_artifacts: dict[str, Path] | None = None,
+    champion_measured: dict[str, float] | None = None,
 ) -> dict[str, Any]:
     """Gate (`gate`, else `register` settings; or the given `decision`), card, log and register
     `model_dir` as a version of `name`; returns what happened. The version's artifacts hold
     the exported folder (`model_dir`, what the pyfunc serves), the same model as a Hugging Face
     Llama folder (`hf`; with the chat template when `chat`), the model card and
-    `extra_artifacts` (name -> file or folder, each under its own name)."""
+    `extra_artifacts` (name -> file or folder, each under its own name). `champion_measured`:
+    the champion's numbers measured now on the candidate's data, for a champion that has none
+    recorded (an imported version)."""
     import mlflow
     from mlflow import MlflowClient
 
@@ -91,8 +94,19 @@ def register_version(
         raise ValueError(f"extra artifact name(s) {sorted(taken)} are the model's own; rename them")
     if decision is None:
         champion_tags, champion_version = champion_of(config, name)
+        if champion_tags is not None and champion_measured:
+            settings = gate or config.register
+            champion_tags = {
+                **champion_tags,
+                **eval_tags(champion_measured, settings.promote_metrics),
+            }
         health = MlflowClient(config.mlflow_uri()).get_run(run_id).data.tags.get(HEALTH_TAG)
         decision = decide(gate or config.register, metrics, champion_tags, champion_version, health)
+        if champion_measured:
+            decision.reason = (
+                f"champion version {champion_version} has no recorded evaluation (imported); "
+                f"measured now on this version's validation data: {decision.reason}"
+            )
     (out_dir / "model_card.md").write_text(card(decision.to_dict()))
     hf_dir = out_dir / HF_ARTIFACT
     shutil.rmtree(hf_dir, ignore_errors=True)  # a retried registration writes it again
@@ -138,16 +152,38 @@ def register_version(
     return registered
 
 
+def measure_unevaluated_champion(
+    config: LmforgeConfig, name: str, data_dir: Path
+) -> dict[str, float] | None:
+    """The champion's evaluation on the candidate's validation data (`data_dir`, same sets),
+    when the champion has no recorded numbers for the gate (an imported version, which was never
+    evaluated here); None when it has them or there is no champion."""
+    from tasks.evaluate.report import eval_sets, run_evaluation
+    from tasks.register.promotion import recorded_metrics
+    from tasks.register.resolve import resolve_model
+
+    tags, version = champion_of(config, name)
+    if tags is None or all(m in recorded_metrics(tags) for m in config.register.promote_metrics):
+        return None
+    champion = resolve_model(config, f"models:/{name}/{version}")
+    return run_evaluation(config, champion.model_dir, data_dir, eval_sets(config.evaluate))[
+        "metrics"
+    ]
+
+
 def register_model(
     config: LmforgeConfig, trained: StepResult, evaluated: StepResult, out_dir: Path
 ) -> dict[str, Any]:
-    """Register the model the train step exported, with its evaluation and model card."""
+    """Register the model the train step exported, with its evaluation and model card; a
+    champion without recorded numbers (imported) is evaluated on the same validation data
+    first, so the gate compares like with like."""
     run = json.loads((Path(trained.path) / "mlflow_run.json").read_text())
     steps = upstream_outputs(Path(trained.path))
     train = steps["train"]
     training = {"settings": train["config"], "summary": train["stats"]}
     evaluation = evaluated.stats
     name = config.tracking.model_name
+    measured = measure_unevaluated_champion(config, name, Path(steps["tokenize"]["path"]))
 
     def card(decision: dict[str, Any]) -> str:
         title = f"{name} (run {run['run_id']})"
@@ -162,4 +198,5 @@ def register_model(
         evaluation["metrics"],
         card,
         out_dir,
+        champion_measured=measured,
     )

@@ -220,8 +220,10 @@ def test_continue_pretraining_from_an_imported_champion(tiny_run, tmp_path):
     base = import_model(config, str(source), "imported-e2e", champion=True)
     result = continue_pretraining(config_path=TINY_CONFIG, overrides=mine)
     assert result["trained"] is True and result["champion_version"] == base["version"]
-    # an imported champion has no evaluation of ours, so the gate cannot compare: not promoted
-    assert "has no recorded" in result["promotion"]["reason"]
+    # the imported champion has no evaluation of ours: the gate measures it on the same data
+    reason = result["promotion"]["reason"]
+    assert "measured now on this version's validation data: val_bpb:" in reason
+    assert set(result["promotion"]["champion"]) == {"val_bpb"}
     manifest = json.loads(
         (Path(latest_output(work_dir, "tokenize").path) / "manifest.json").read_text()
     )
