@@ -6,6 +6,8 @@ In the embedded default the tracking store is SQLite in the work directory and a
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -75,3 +77,15 @@ def end_run(config: LmforgeConfig, run_id: str, status: str) -> None:
     from mlflow import MlflowClient
 
     MlflowClient(config.mlflow_uri()).set_terminated(run_id, status=status)
+
+
+@contextmanager
+def finishing(config: LmforgeConfig, run_id: str) -> Iterator[str]:
+    """The block's work on run `run_id`: the run ends FINISHED after it, FAILED when it raises
+    (anything, a cancellation too), and the error goes on."""
+    try:
+        yield run_id
+    except BaseException:
+        end_run(config, run_id, "FAILED")
+        raise
+    end_run(config, run_id, "FINISHED")

@@ -153,7 +153,7 @@ def finetune_into(
         "lmforge.finetune.method": ft.method,
     }
     run_id = tracking.start_run(config, run_name=f"finetune-{ft.domain}", tags=tags)
-    try:
+    with tracking.finishing(config, run_id):
         tracking.log_metrics(
             config, run_id, {f"before_{k}": v for k, v in before["metrics"].items()}
         )
@@ -188,10 +188,6 @@ def finetune_into(
             extra_artifacts=adapter,
             chat=True,
         )
-    except BaseException:
-        tracking.end_run(config, run_id, "FAILED")
-        raise
-    tracking.end_run(config, run_id, "FINISHED")
     return {
         "before": before["metrics"],
         "after": after["metrics"],

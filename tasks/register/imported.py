@@ -53,7 +53,7 @@ def import_model(
         f"{SOURCE_TAG}.architecture": imported["architecture"],
     }
     run_id = tracking.start_run(config, run_name=f"import-{name}", tags=tags)
-    try:
+    with tracking.finishing(config, run_id):
         tracking.log_metrics(config, run_id, {"num_params": float(imported["num_params"])})
         if champion:
             reason = "imported and made champion by hand (lmforge import --champion)"
@@ -71,10 +71,6 @@ def import_model(
             out,
             decision=decision,
         )
-    except BaseException:
-        tracking.end_run(config, run_id, "FAILED")
-        raise
-    tracking.end_run(config, run_id, "FINISHED")
     return {**registered, "model_dir": imported["model_dir"], "model": imported["model"]}
 
 

@@ -65,16 +65,12 @@ def train_model(
         run_id,
         Path(init_from) if init_from else None,
     )
-    try:
+    with tracking.finishing(config, run_id):
         summary = launch_training(job, out_dir, on_line, on_event)
-    except BaseException:
-        tracking.end_run(config, run_id, "FAILED")
-        raise
-    if "teardown_warning" in summary:  # the launcher failed after every rank had finished
-        tracking.set_tags(
-            config, run_id, {"lmforge.train.teardown_warning": summary["teardown_warning"]}
-        )
-    tracking.end_run(config, run_id, "FINISHED")
+        if "teardown_warning" in summary:  # the launcher failed after every rank had finished
+            tracking.set_tags(
+                config, run_id, {"lmforge.train.teardown_warning": summary["teardown_warning"]}
+            )
     run = {"run_id": run_id, "experiment": config.tracking.experiment, "tags": tags}
     (out_dir / "mlflow_run.json").write_text(json.dumps(run, indent=2))
     return {**summary, "mlflow_run_id": run_id}

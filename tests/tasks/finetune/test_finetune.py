@@ -5,6 +5,8 @@ Then the command line loads the fine-tuned model from the registry."""
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -13,6 +15,7 @@ from mlflow import MlflowClient
 
 from flows.cli import main
 from tasks.common import tracking
+from tasks.config import LmforgeConfig
 from tasks.finetune.finetune import finetune
 from tasks.register.registry import register_version
 from tests.tasks.register.conftest import embedded_config, export_tiny
@@ -46,19 +49,29 @@ def write_jsonl(path: Path, pairs: list[tuple[str, str]], repeat: int = 1) -> Pa
     return path
 
 
-@pytest.fixture(scope="module")
-def base(tmp_path_factory: pytest.TempPathFactory, tiny_model: Path):
-    """An embedded registry whose `tiny` model has one version, the champion."""
-    work_dir = tmp_path_factory.mktemp("finetune")
+@contextmanager
+def registered_base(work_dir: Path, tiny_model: Path) -> Iterator[LmforgeConfig]:
+    """An embedded registry in `work_dir` whose `tiny` model has one version, the champion;
+    torch on one thread meanwhile (the evaluations of a model this small run fastest so)."""
     config = embedded_config(work_dir, "tracking.model_name=tiny", *STEPS, *FAST)
     run_id = tracking.start_run(config, "base", {})
     register_version(
         config, "tiny", tiny_model, run_id, {}, {"val_bpb": 3.0}, lambda d: "# base\n", work_dir
     )
     threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # the evaluations of a model this small run fastest on one thread
-    yield config, work_dir
-    torch.set_num_threads(threads)
+    torch.set_num_threads(1)
+    try:
+        yield config
+    finally:
+        torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def base(tmp_path_factory: pytest.TempPathFactory, tiny_model: Path):
+    """An embedded registry whose `tiny` model has one version, the champion."""
+    work_dir = tmp_path_factory.mktemp("finetune")
+    with registered_base(work_dir, tiny_model) as config:
+        yield config, work_dir
 
 
 def test_finetune_improves_the_domain_and_registers_a_version(base, capsys) -> None:

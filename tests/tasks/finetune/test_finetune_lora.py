@@ -10,14 +10,11 @@ from pathlib import Path
 
 import mlflow
 import pytest
-import torch
 from mlflow import MlflowClient
 
-from tasks.common import tracking
 from tasks.config import ConfigError
 from tasks.finetune.finetune import finetune
-from tasks.register.registry import register_version
-from tests.tasks.finetune.test_finetune import FAST, QA, STEPS, write_jsonl
+from tests.tasks.finetune.test_finetune import FAST, QA, STEPS, registered_base, write_jsonl
 from tests.tasks.register.conftest import embedded_config
 
 # every block layer: the tiny base has one 32-wide block, so rank 8 is already a quarter of it
@@ -28,15 +25,8 @@ LORA = ["finetune.method=lora", 'finetune.lora_targets=["q_proj","kv_proj","gate
 def registry(tmp_path_factory: pytest.TempPathFactory, tiny_model: Path):
     """An embedded registry whose `tiny` model has one version, the champion."""
     work_dir = tmp_path_factory.mktemp("finetune-lora")
-    config = embedded_config(work_dir, "tracking.model_name=tiny", *STEPS, *FAST)
-    run_id = tracking.start_run(config, "base", {})
-    register_version(
-        config, "tiny", tiny_model, run_id, {}, {"val_bpb": 3.0}, lambda d: "# base\n", work_dir
-    )
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # the evaluations of a model this small run fastest on one thread
-    yield work_dir
-    torch.set_num_threads(threads)
+    with registered_base(work_dir, tiny_model):
+        yield work_dir
 
 
 def test_lora_and_full_finetuning_at_equal_steps(registry: Path) -> None:
