@@ -35,7 +35,14 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 
-from model.checkpoint import CONFIG, TOKENIZER, WEIGHTS, load_model, model_with_weights
+from model.checkpoint import (
+    CONFIG,
+    TOKENIZER,
+    WEIGHTS,
+    export_model,
+    load_model,
+    model_with_weights,
+)
 from model.files import sha256_file
 from model.gpt import GPT, ModelConfig
 from model.tokenizer import CHAT_TOKENS, EOT, PAD, TOKENIZER_CONFIG, load_tokenizer, token_text
@@ -415,13 +422,8 @@ def import_hf(hf_dir: Path | str, out_dir: Path | str) -> dict[str, Any]:
     ours = from_hf_state(cfg, weights)
     model = model_with_weights(cfg, ours)  # also checks that every parameter is there
     with staging(out_dir) as temp:
-        from safetensors.torch import save_model
-
-        save_model(model, str(temp / WEIGHTS))
-        (temp / CONFIG).write_text(json.dumps(dataclasses.asdict(cfg), indent=2) + "\n")
-        shutil.copyfile(tokenizer_path, temp / TOKENIZER)
-        if (hf_dir / TOKENIZER_CONFIG).is_file():
-            shutil.copyfile(hf_dir / TOKENIZER_CONFIG, temp / TOKENIZER_CONFIG)
+        # weights, config.json, tokenizer.json and the tokenizer_config.json beside it
+        export_model(model, cfg, temp, tokenizer_path)
         source = {
             "format": "hf",
             "architecture": ARCHITECTURE,
