@@ -1,6 +1,8 @@
 """The shared filter runner: applies filters in order on Spark executors, first drop wins.
 
-Each document leaves with its (possibly rewritten) text, `drop_reason` and `drop_stage` (the
+Filters see each document's `url`, `text`, `lang` and `lang_score` (the extract step's
+language id and its probability). Each
+document leaves with its (possibly rewritten) text, `drop_reason` and `drop_stage` (the
 dropping filter's name; both null when kept) and one integer column per counter the filters
 declare. `funnel` turns the stages into the step's accounting: documents left after each one.
 """
@@ -51,8 +53,15 @@ def apply_filters(docs: DataFrame, filters: Sequence[DocumentFilter]) -> DataFra
         for batch in batches:
             texts, drops = [], []
             counts: dict[str, list[int]] = {c: [] for c in counters}
-            for url, text in zip(batch["url"], batch["text"], strict=True):
-                doc = {"url": url, "text": text or "", "counts": {}}
+            none = [None] * len(batch)
+            langs = batch["lang"] if "lang" in batch else none
+            scores = batch["lang_score"] if "lang_score" in batch else none
+            for url, text, lang, score in zip(
+                batch["url"], batch["text"], langs, scores, strict=True
+            ):
+                score = None if score is None or score != score else float(score)  # NaN: none
+                doc = {"url": url, "text": text or "", "lang": lang, "lang_score": score}
+                doc["counts"] = {}
                 drops.append(filter_document(filters, doc) or (None, None))
                 texts.append(doc["text"])
                 for c in counters:

@@ -3,7 +3,8 @@
 Dropped: documents where at most `line_punct_threshold` of lines end in terminal punctuation,
 at least `short_line_threshold` of lines are `short_line_length` characters or shorter, the
 characters in duplicated lines reach `char_dup_threshold` of the text, or there are more than
-`newline_ratio` newlines per word (lists).
+`newline_ratio` newlines per word (lists). Hard-wrapped text (books) is judged by paragraph
+(`logical_lines`), and words are counted with `split_words`.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from model.config import Checked
-from tasks.curate.filters.base import DocumentFilter, FilterResult
+from tasks.curate.filters.base import DocumentFilter, FilterResult, logical_lines, split_words
 from tasks.curate.filters.gopher_repetition import duplicates
 
 TERMINAL_PUNCTUATION = (".", "!", "?", '"', "'", "”", "’", "…", "。", "！", "？")
@@ -51,7 +52,8 @@ class FineWebQualityFilter(DocumentFilter):
     def filter(self, doc: dict[str, Any]) -> FilterResult:
         cfg = self.config
         text = doc["text"]
-        lines = [ln for ln in text.split("\n") if ln.strip()]
+        logical, separator = logical_lines(text)
+        lines = [ln for ln in logical if ln.strip()]
         if not lines:
             return False, "fineweb_empty"
         punct = sum(ln.rstrip().endswith(TERMINAL_PUNCTUATION) for ln in lines) / len(lines)
@@ -62,6 +64,7 @@ class FineWebQualityFilter(DocumentFilter):
             return False, "fineweb_short_lines"
         if duplicates(lines)[1] / max(len(text.replace("\n", "")), 1) >= cfg.char_dup_threshold:
             return False, "fineweb_char_dup"
-        if text.count("\n") / max(len(text.split()), 1) > cfg.newline_ratio:
+        breaks = text.count("\n") if separator == "\n" else len(lines)  # wrapped: per paragraph
+        if breaks / max(len(split_words(text)), 1) > cfg.newline_ratio:
             return False, "fineweb_list_ratio"
         return True

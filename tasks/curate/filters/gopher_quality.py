@@ -4,16 +4,29 @@ Words are whitespace-separated tokens. A document is dropped when it has too few
 non-symbol words, an odd mean word length, too many '#' or ellipses per word, too many
 bullet lines or lines ending in an ellipsis, too few words with a letter, or fewer than two
 of the stop words "the be to of and that have with".
+
+The stop words are English: that rule applies only to `stop_words_langs` (default English;
+a document of unknown language gets it). Words are counted with `split_words`, so a Chinese
+or Japanese text has as many words as characters, and the mean word length rules do not
+apply to a text mostly in such a script. The share of words with a letter is of the words,
+as the paper has it: tokens made only of symbols (a dash, a bar) are not words (datatrove
+counts them).
 """
 
 from __future__ import annotations
 
 import string
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from model.config import Checked
-from tasks.curate.filters.base import DocumentFilter, FilterResult
+from tasks.curate.filters.base import (
+    DocumentFilter,
+    FilterResult,
+    for_language,
+    spaceless_share,
+    split_words,
+)
 
 STOP_WORDS = frozenset({"the", "be", "to", "of", "and", "that", "have", "with"})
 SYMBOLS = frozenset(string.punctuation) | {"…", "“", "”", "‘", "’", "—", "–", "•"}
@@ -43,6 +56,9 @@ class GopherQualityConfig(Checked):
     """A smaller share of words with a letter: dropped (in [0, 1])."""
     min_stop_words: int = 2
     """Fewer of the stop words: dropped (>= 0)."""
+    stop_words_langs: list[str] = field(default_factory=lambda: ["en"])
+    """Languages (ISO 639-1, the extract step's `lang`) the English stop-word rule applies to;
+    empty = every language."""
 
     def check(self) -> None:
         self.at_least(0, "min_words", "min_avg_word_length", "max_symbol_word_ratio")
@@ -74,16 +90,17 @@ class GopherQualityFilter(DocumentFilter):
     def filter(self, doc: dict[str, Any]) -> FilterResult:
         cfg = self.config
         text = doc["text"]
-        tokens = text.split()
+        tokens = split_words(text)
         content = [w for w in tokens if any(c not in SYMBOLS for c in w)]
         if len(content) < cfg.min_words:
             return False, "gopher_too_few_words"
         if len(content) > cfg.max_words:
             return False, "gopher_too_many_words"
         mean_length = sum(len(w) for w in content) / len(content)
-        if mean_length < cfg.min_avg_word_length:
+        spaced = spaceless_share(content) < 0.5
+        if spaced and mean_length < cfg.min_avg_word_length:
             return False, "gopher_short_words"
-        if mean_length > cfg.max_avg_word_length:
+        if spaced and mean_length > cfg.max_avg_word_length:
             return False, "gopher_long_words"
         if text.count("#") / len(tokens) > cfg.max_symbol_word_ratio:
             return False, "gopher_hashes"
@@ -96,9 +113,12 @@ class GopherQualityFilter(DocumentFilter):
         ellipsis_ends = sum(ln.endswith(("...", "…")) for ln in lines)
         if ellipsis_ends / len(lines) > cfg.max_ellipsis_lines_ratio:
             return False, "gopher_ellipsis_lines"
-        alpha = sum(any(c.isalpha() for c in w) for w in tokens)
-        if alpha / len(tokens) < cfg.min_alpha_words_ratio:
+        # Of the words: a lone dash or bar between words ("10 de março – Interlagos") is not one.
+        alpha = sum(any(c.isalpha() for c in w) for w in content)
+        if alpha / len(content) < cfg.min_alpha_words_ratio:
             return False, "gopher_non_alpha_words"
+        if not for_language(doc, cfg.stop_words_langs):
+            return True
         if sum(w.lower() in STOP_WORDS for w in tokens) < cfg.min_stop_words:
             return False, "gopher_few_stop_words"
         return True

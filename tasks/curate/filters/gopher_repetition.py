@@ -3,7 +3,8 @@
 Duplicate lines and paragraphs (by count and by characters), the most frequent 2-, 3- and
 4-gram's share of the characters, and the share of characters inside repeated 5- to 10-grams.
 Defaults are the published thresholds; `top_ngram_fractions[i]` is for n = 2 + i and
-`dup_ngram_fractions[i]` for n = 5 + i.
+`dup_ngram_fractions[i]` for n = 5 + i. Paragraphs and lines that hold only white space or
+zero-width characters (a page's spacer paragraphs) are not counted as repeats.
 """
 
 from __future__ import annotations
@@ -18,6 +19,12 @@ from tasks.curate.filters.base import DocumentFilter, FilterResult
 
 PARAGRAPH_BREAK = re.compile(r"\n{2,}")
 LINE_BREAK = re.compile(r"\n+")
+INVISIBLE = "\u200b\u200c\u200d\u2060\ufeff"
+
+
+def visible(items: list[str]) -> list[str]:
+    """`items` without those that are empty once white space and zero-width characters go."""
+    return [item for item in items if item.strip().strip(INVISIBLE).strip()]
 
 
 def duplicates(items: list[str]) -> tuple[int, int]:
@@ -112,13 +119,13 @@ class GopherRepetitionFilter(DocumentFilter):
         cfg = self.config
         text = doc["text"]
         size = max(len(text), 1)
-        paragraphs = PARAGRAPH_BREAK.split(text.strip())
+        paragraphs = visible(PARAGRAPH_BREAK.split(text.strip())) or [""]
         count, chars = duplicates(paragraphs)
         if count / len(paragraphs) > cfg.dup_para_fraction:
             return False, "gopher_dup_paragraphs"
         if chars / size > cfg.dup_para_char_fraction:
             return False, "gopher_dup_paragraph_chars"
-        lines = LINE_BREAK.split(text)
+        lines = visible(LINE_BREAK.split(text)) or [""]
         count, chars = duplicates(lines)
         if count / len(lines) > cfg.dup_line_fraction:
             return False, "gopher_dup_lines"
