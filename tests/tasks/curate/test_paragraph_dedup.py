@@ -150,3 +150,13 @@ def test_bad_settings_fail_naming_the_key(tmp_path):
         load_config(None, ["curate.paragraph_dedup.min_words_after=-1"])
     config = load_config(None, ["curate.paragraph_dedup.unit='paragraph'"])
     assert config.curate.paragraph_dedup.unit == "paragraph"
+
+
+def test_model_card_lists_the_boilerplate_removed():
+    from tasks.register.model_card import data_section
+
+    stats = {"input": 3, "kept": 2, "paragraphs_seen": 40, "paragraphs_removed": 12}
+    stats.update(paragraph_bytes_removed=900, paragraph_documents_changed=3)
+    card = "\n".join(data_section({"curate": {"fingerprint": "f", "path": "p", "stats": stats}}))
+    assert "### Boilerplate removed (paragraph dedup)" in card
+    assert "| paragraphs_removed | 12 |" in card and "| paragraph_bytes_removed | 900 |" in card
