@@ -3,7 +3,8 @@ shared corpus's WARC records (shared/corpus/warc: a Common Crawl capture and two
 
 Each corpus goes through the real crawl and extract code (the pydoc site as `configs/demo.toml`
 crawls it; the WARC and WET files through the WARC reader), then through the paragraph dedup
-stage alone with its default settings (`curate.paragraph_dedup`), on the extracted documents.
+stage alone with its default settings (`curate.paragraph_dedup`), on the extracted documents,
+and again with `min_documents` 2.
 Per corpus: documents, units seen and removed, bytes removed, documents changed and dropped, the
 stage's seconds, and the most repeated removed units (counted again here in plain Python from
 the same split and keys, which also checks the Spark count). Prints a table and writes
@@ -18,6 +19,7 @@ from pathlib import Path
 # bench/ holds tokenize.py, which would shadow the standard library's tokenize module.
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
 
+import dataclasses  # noqa: E402
 import json  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
@@ -37,6 +39,7 @@ from tasks.curate.paragraphs import ParagraphDedupConfig, split_units, unit_key 
 from tasks.extract.extract import extract_documents  # noqa: E402
 
 EXAMPLES = 8
+THRESHOLDS = (3, 2)  # the default min_documents, and the loosest allowed
 
 
 def crawled(spark, name: str, folder: Path) -> str:
@@ -72,8 +75,9 @@ def measure(spark, docs_uri: str, config: ParagraphDedupConfig) -> dict:
     n_docs = docs.count()
     started = time.perf_counter()
     rewritten, drops, stats = paragraph_dedup(docs, config)
-    n_dropped = drops.count()
+    dropped = [r["id"] for r in drops.collect()]
     seconds = time.perf_counter() - started
+    urls = dict(docs.select("id", "url").rdd.map(tuple).collect())
     rows = [
         (r["doc"], r["text"] or "")
         for r in docs.select(normalised_text_hash(docs.text).alias("doc"), "text").collect()
@@ -93,7 +97,8 @@ def measure(spark, docs_uri: str, config: ParagraphDedupConfig) -> dict:
         **stats,
         "bytes_in": bytes_in,
         "bytes_removed_pct": 100 * stats["paragraph_bytes_removed"] / max(bytes_in, 1),
-        "documents_dropped": n_dropped,
+        "documents_dropped": len(dropped),
+        "dropped_urls": sorted(urls[i] for i in dropped)[:EXAMPLES],
         "seconds": seconds,
         "python_count_agrees": sum(occurrences.values()) == stats["paragraphs_removed"],
         "distinct_removed": len(boiler),
@@ -110,19 +115,24 @@ def main() -> None:
     results = {}
     with tempfile.TemporaryDirectory(prefix="lmforge-bench-paragraphs-") as tmp:
         for name in ("pydoc", "warc"):
-            results[name] = measure(spark, crawled(spark, name, Path(tmp) / name), config)
-    header = f"{'corpus':7} {'docs':>5} {'units':>6} {'removed':>8} {'bytes %':>8}"
+            docs_uri = crawled(spark, name, Path(tmp) / name)
+            for n in THRESHOLDS:
+                tried = dataclasses.replace(config, min_documents=n)
+                results[f"{name} n={n}"] = measure(spark, docs_uri, tried)
+    header = f"{'corpus':11} {'docs':>5} {'units':>6} {'removed':>8} {'bytes %':>8}"
     print(header + f" {'changed':>8} {'dropped':>8} {'seconds':>8}")
     for name, r in results.items():
         print(
-            f"{name:7} {r['documents']:5d} {r['paragraphs_seen']:6d} {r['paragraphs_removed']:8d} "
-            f"{r['bytes_removed_pct']:8.1f} {r['paragraph_documents_changed']:8d} "
-            f"{r['documents_dropped']:8d} {r['seconds']:8.1f}"
+            f"{name:11} {r['documents']:5d} {r['paragraphs_seen']:6d} "
+            f"{r['paragraphs_removed']:8d} {r['bytes_removed_pct']:8.1f} "
+            f"{r['paragraph_documents_changed']:8d} {r['documents_dropped']:8d} "
+            f"{r['seconds']:8.1f}"
         )
     for name, r in results.items():
         print(f"\n{name}: most repeated removed units (documents, text)")
         for example in r["most_repeated"]:
             print(f"  {example['documents']:4d}  {example['text']!r}")
+        print(f"  dropped: {r['dropped_urls']}")
     out = ROOT / "bench" / "results" / "paragraphs.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     payload = {"config": vars(config), "corpora": results, "cores": 2}

@@ -35,7 +35,8 @@ UNIT_SCHEMA = "id string, doc string, pos int, key long"
 
 
 def unit_rows(docs: DataFrame, config: ParagraphDedupConfig) -> DataFrame:
-    """(id, doc, pos, key): one row per unit that takes part; `doc` is the text's hash."""
+    """(id, doc, pos, key): one row per unit that takes part, from `docs` with a `doc` column
+    (the text's normalised hash)."""
 
     def emit(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
         for batch in batches:
@@ -48,18 +49,17 @@ def unit_rows(docs: DataFrame, config: ParagraphDedupConfig) -> DataFrame:
                         rows.append((doc_id, doc, pos, key))
             yield pd.DataFrame(rows, columns=["id", "doc", "pos", "key"])
 
-    keyed = docs.select("id", normalised_text_hash(F.col("text")).alias("doc"), "text")
-    return keyed.mapInPandas(emit, UNIT_SCHEMA)
+    return docs.select("id", "doc", "text").mapInPandas(emit, UNIT_SCHEMA)
 
 
 def rewritten_documents(
     docs: DataFrame, removed: DataFrame, config: ParagraphDedupConfig
 ) -> DataFrame:
     """`docs` with the removed units taken out of their text, plus `drop_reason`,
-    `_units_removed` and `_bytes_removed`; `removed` holds (id, positions)."""
-    columns = docs.columns
+    `_units_removed` and `_bytes_removed`; `removed` holds (id, doc, positions)."""
+    columns = [c for c in docs.columns if c != "doc"]
     schema = StructType(
-        docs.schema.fields
+        [f for f in docs.schema.fields if f.name != "doc"]
         + [
             StructField("drop_reason", StringType(), True),
             StructField("_units_removed", LongType(), False),
@@ -83,7 +83,7 @@ def rewritten_documents(
                 text=texts, drop_reason=reasons, _units_removed=n_units, _bytes_removed=n_bytes
             )
 
-    joined = docs.join(removed, "id", "left").select(*columns, "positions")
+    joined = docs.join(removed, ["id", "doc"], "left").select(*columns, "positions")
     return joined.mapInPandas(run, schema)
 
 
@@ -93,16 +93,18 @@ def paragraph_dedup(
     """(`docs` with boilerplate units taken out of their text; (id, drop_reason) of the
     documents left too short; the stage's stats). The rewritten documents are computed once
     (a local checkpoint, freed with the frames)."""
-    units = unit_rows(docs, config).persist()
+    # (id, doc) names a row: a page captured twice has one id, perhaps with two texts
+    keyed = docs.withColumn("doc", normalised_text_hash(F.col("text")))
+    units = unit_rows(keyed, config).persist()
     try:
         counts = units.groupBy("key").agg(F.countDistinct("doc").alias("documents"))
         boilerplate = counts.filter(F.col("documents") >= config.min_documents).select("key")
         removed = (
             units.join(boilerplate, "key", "left_semi")
-            .groupBy("id")
+            .groupBy("id", "doc")
             .agg(F.collect_set("pos").alias("positions"))
         )
-        marked = rewritten_documents(docs, removed, config).localCheckpoint()
+        marked = rewritten_documents(keyed, removed, config).localCheckpoint()
         seen = units.count()
     finally:
         units.unpersist()
