@@ -93,7 +93,7 @@ def paragraph_dedup(
     """(`docs` with boilerplate units taken out of their text; (id, drop_reason) of the
     documents left too short; the stage's stats). The rewritten documents are computed once
     (a local checkpoint, freed with the frames)."""
-    # (id, doc) names a row: a page captured twice has one id, perhaps with two texts
+    # removals join back on (id, doc), so rows that share an id with different texts stay apart
     keyed = docs.withColumn("doc", normalised_text_hash(F.col("text")))
     units = unit_rows(keyed, config).persist()
     try:
