@@ -28,6 +28,7 @@ from tasks.curate.filters.gopher_repetition import GopherRepetitionConfig
 from tasks.curate.filters.length import LengthConfig
 from tasks.curate.filters.links import LinksConfig
 from tasks.curate.filters.toxicity import ToxicityConfig
+from tasks.curate.paragraphs import ParagraphDedupConfig
 
 if TYPE_CHECKING:
     from model.gpt import ModelConfig
@@ -248,7 +249,8 @@ class ExtractConfig(Checked):
 
 @dataclass
 class CurateConfig(Checked):
-    """Filters (in `filters` order, first drop wins), exact dedup, then MinHash LSH dedup.
+    """Filters (in `filters` order, first drop wins), paragraph dedup, exact dedup, then
+    MinHash LSH dedup.
 
     Each filter's thresholds are its own section, `curate.<filter>.<key>` (its config
     dataclass, beside the filter in tasks/curate/filters/); they default to the published values
@@ -273,6 +275,9 @@ class CurateConfig(Checked):
     """FineWeb's quality rules (Penedo et al. 2024)."""
     toxicity: ToxicityConfig = field(default_factory=ToxicityConfig)
     """C4 bad words and alt-profanity-check's score (max over lines)."""
+    paragraph_dedup: ParagraphDedupConfig = field(default_factory=ParagraphDedupConfig)
+    """Lines (or paragraphs) in at least `min_documents` documents, removed from all of them
+    (after the filters, before exact dedup)."""
     minhash_ngram: int = 5
     """Near-duplicates: MinHash over word n-grams of this n (>= 1)."""
     minhash_bands: int = 14

@@ -1,13 +1,16 @@
-"""The curate step: filters, exact dedup, near dedup; every input document accounted for.
+"""The curate step: filters, paragraph dedup, exact dedup, near dedup; every input document
+accounted for.
 
 Writes `docs/` (kept records, the document schema unchanged), `dropped/` (rejects with
 `drop_reason` and `drop_stage`) and `minhash_index/` (for later crawls), and returns stats:
-`input`, `kept`, `dropped_<reason>`, the counters the filters keep (e.g. `pii_email`) and
-`funnel` (documents left after each filter, after exact and near dedup).
+`input`, `kept`, `dropped_<reason>`, the counters the filters keep (e.g. `pii_email`), paragraph
+dedup's counts (`paragraphs_seen`, `paragraphs_removed`, ...) and `funnel` (documents left after
+each filter and each later stage).
 """
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +22,8 @@ from tasks.curate.exact_dedup import exact_duplicate_ids
 from tasks.curate.filters.base import DocumentFilter
 from tasks.curate.filters.build import build_filters
 from tasks.curate.near_dedup import near_duplicates, read_previous_index, write_index
+from tasks.curate.paragraph_dedup import STAGE as PARAGRAPH_DEDUP
+from tasks.curate.paragraph_dedup import paragraph_dedup
 from tasks.curate.runner import COUNT_PREFIX, apply_filters, counter_names, drop_counts, funnel
 
 
@@ -44,19 +49,24 @@ def curate_documents(
     filtered = apply_filters(docs, filters).persist()
     counters = counter_names(filters)
     passed = filtered.filter(F.col("drop_reason").isNull()).select(*columns).persist()
-    exact = _mark(passed, exact_duplicate_ids(passed), "exact_dedup").persist()
+    stages, marked, paragraph_stats = [f.name for f in filters], [filtered], {}
+    if config.paragraph_dedup.enabled:
+        rewritten, short, paragraph_stats = paragraph_dedup(passed, config.paragraph_dedup)
+        marked.append(_mark(rewritten, short, PARAGRAPH_DEDUP).persist())
+        stages.append(PARAGRAPH_DEDUP)
+    survivors = marked[-1].filter(F.col("drop_reason").isNull()).select(*columns)
+    exact = _mark(survivors, exact_duplicate_ids(survivors), "exact_dedup").persist()
     unique = exact.filter(F.col("drop_reason").isNull()).select(*columns).persist()
     previous = read_previous_index(spark, config)
     near_ids, table = near_duplicates(unique, previous, config)
     near = _mark(unique, near_ids, "near_dedup").persist()
+    marked += [exact, near]
     marked_cols = [*columns, "drop_reason", "drop_stage"]
     try:
         kept = near.filter(F.col("drop_reason").isNull()).select(*columns)
-        dropped = (
-            filtered.filter(F.col("drop_reason").isNotNull())
-            .select(*marked_cols)
-            .union(exact.filter(F.col("drop_reason").isNotNull()).select(*marked_cols))
-            .union(near.filter(F.col("drop_reason").isNotNull()).select(*marked_cols))
+        dropped = functools.reduce(
+            DataFrame.union,
+            [m.filter(F.col("drop_reason").isNotNull()).select(*marked_cols) for m in marked],
         )
         kept.orderBy("id").write.mode("error").parquet(str(out_dir / "docs"))
         dropped.orderBy("id").write.mode("error").parquet(str(out_dir / "dropped"))
@@ -64,15 +74,16 @@ def curate_documents(
         sums = [F.sum(COUNT_PREFIX + c).alias(c) for c in counters]
         totals = filtered.agg(*sums).first().asDict() if counters else {}
     finally:
-        for frame in (filtered, passed, exact, unique, near, table):
+        for frame in (*marked, passed, unique, table):
             frame.unpersist()
     written = spark.read.parquet(str(out_dir / "dropped"))
     reasons = drop_counts(written, "drop_reason")
-    stages = [f.name for f in filters] + ["exact_dedup", "near_dedup"]
+    stages += ["exact_dedup", "near_dedup"]
     n_kept = spark.read.parquet(str(out_dir / "docs")).count()
     stats: dict[str, Any] = {"input": n_input, "kept": n_kept}
     stats.update({f"dropped_{reason}": count for reason, count in sorted(reasons.items())})
     stats.update({c: int(totals[c] or 0) for c in counters})
+    stats.update(paragraph_stats)
     stats["funnel"] = {
         **funnel(n_input, stages, drop_counts(written, "drop_stage")),
         "kept": n_kept,

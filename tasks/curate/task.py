@@ -30,13 +30,13 @@ def curate_step(config: LmforgeConfig, extracted: StepResult) -> State:
     stages = stats.get("funnel_order") or list(funnel)  # a reused output's stats sort their keys
     left = [funnel[stage] for stage in stages]
     # documents left before the first dedup stage: what the filters let through
-    filtered = (
-        left[stages.index("after_exact_dedup") - 1] if "after_exact_dedup" in funnel else kept
-    )
+    first = next((s for s in ("after_paragraph_dedup", "after_exact_dedup") if s in funnel), "")
+    filtered = left[stages.index(first) - 1] if first else kept
     numbers = {
         "documents in": n_input,
         "removed by filters": n_input - filtered,
         "removed as duplicates": filtered - kept,
+        "paragraphs removed as boilerplate": stats.get("paragraphs_removed", 0),
         "documents kept": kept,
         "kept share": kept / n_input if n_input else 0.0,
         "deduplicated against": config.curate.previous_output or "(this input only)",

@@ -1,8 +1,8 @@
 """The model card: one Markdown page per registered version, stored with the model's artifacts.
 
 It traces the model to its data (each upstream step's fingerprint, document and token counts,
-the curate funnel and drop reasons), and gives the training settings, the evaluation table, the
-samples and the promotion decision.
+the curate funnel, drop reasons and boilerplate removed), and gives the training settings, the
+evaluation table, the samples and the promotion decision.
 """
 
 from __future__ import annotations
@@ -10,6 +10,14 @@ from __future__ import annotations
 import json
 from pathlib import Path
 from typing import Any
+
+# the paragraph dedup stage's counts in the curate stats (tasks/curate/paragraph_dedup.py)
+PARAGRAPH_STATS = (
+    "paragraphs_seen",
+    "paragraphs_removed",
+    "paragraph_bytes_removed",
+    "paragraph_documents_changed",
+)
 
 
 def upstream_outputs(step_path: Path) -> dict[str, dict[str, Any]]:
@@ -39,7 +47,7 @@ def _table(rows: list[tuple[Any, ...]], header: tuple[str, ...]) -> list[str]:
 
 
 def data_section(steps: dict[str, dict[str, Any]]) -> list[str]:
-    """Lineage table, curate funnel and drop reasons, token counts per split."""
+    """Lineage table, curate funnel, drop reasons and boilerplate removed, token counts."""
     lines = ["## Data lineage", ""]
     lines += _table(
         [(name, step["fingerprint"], step["path"]) for name, step in steps.items()],
@@ -57,6 +65,9 @@ def data_section(steps: dict[str, dict[str, Any]]) -> list[str]:
     drops = [(k.removeprefix("dropped_"), v) for k, v in curate.items() if k.startswith("dropped_")]
     if drops:
         lines += ["### Dropped documents by reason", ""] + _table(sorted(drops), ("reason", "docs"))
+    if "paragraphs_seen" in curate:
+        rows = [(k, curate[k]) for k in PARAGRAPH_STATS if k in curate]
+        lines += ["### Boilerplate removed (paragraph dedup)", ""] + _table(rows, ("count", "n"))
     splits = steps.get("tokenize", {}).get("stats", {}).get("splits", {})
     if splits:
         rows = [(s, v.get("docs"), v.get("tokens")) for s, v in sorted(splits.items())]

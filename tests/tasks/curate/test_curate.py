@@ -97,6 +97,7 @@ def test_funnel_and_counters_in_stats(curated):
         "after_links": 7,
         "after_toxicity": 6,
         "after_pii": 6,
+        "after_paragraph_dedup": 6,
         "after_exact_dedup": 5,
         "after_near_dedup": 4,
         "kept": 4,
