@@ -1,9 +1,11 @@
-"""The curate step: filters, exact dedup, near dedup; every input document accounted for.
+"""The curate step: filters, exact dedup, near dedup, the quality classifier (when
+`curate.quality.enabled`); every input document accounted for.
 
 Writes `docs/` (kept records, the document schema unchanged), `dropped/` (rejects with
-`drop_reason` and `drop_stage`) and `minhash_index/` (for later crawls), and returns stats:
-`input`, `kept`, `dropped_<reason>`, the counters the filters keep (e.g. `pii_email`) and
-`funnel` (documents left after each filter, after exact and near dedup).
+`drop_reason` and `drop_stage`), `minhash_index/` (for later crawls) and, with the classifier,
+`quality_model.bin`, and returns stats: `input`, `kept`, `dropped_<reason>`, the counters the
+filters keep (e.g. `pii_email`), the classifier's `quality_*` and `funnel` (documents left
+after each filter, after exact and near dedup and the quality stage).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from tasks.curate.exact_dedup import exact_duplicate_ids
 from tasks.curate.filters.base import DocumentFilter
 from tasks.curate.filters.build import build_filters
 from tasks.curate.near_dedup import near_duplicates, read_previous_index, write_index
+from tasks.curate.quality import quality_drops
 from tasks.curate.runner import COUNT_PREFIX, apply_filters, counter_names, drop_counts, funnel
 
 
@@ -49,30 +52,40 @@ def curate_documents(
     previous = read_previous_index(spark, config)
     near_ids, table = near_duplicates(unique, previous, config)
     near = _mark(unique, near_ids, "near_dedup").persist()
+    marked, stages, cached = [exact, near], ["exact_dedup", "near_dedup"], []
+    stage_stats: dict[str, Any] = {}
     marked_cols = [*columns, "drop_reason", "drop_stage"]
     try:
-        kept = near.filter(F.col("drop_reason").isNull()).select(*columns)
-        dropped = (
-            filtered.filter(F.col("drop_reason").isNotNull())
-            .select(*marked_cols)
-            .union(exact.filter(F.col("drop_reason").isNotNull()).select(*marked_cols))
-            .union(near.filter(F.col("drop_reason").isNotNull()).select(*marked_cols))
-        )
+        if config.quality.enabled:
+            survivors = near.filter(F.col("drop_reason").isNull()).select(*columns)
+            quality = quality_drops(survivors, config.quality, out_dir)
+            cached.append(quality.docs)
+            marked.append(_mark(quality.docs.select(*columns), quality.drops, "quality").persist())
+            cached.append(marked[-1])
+            stages.append("quality")
+            stage_stats.update(quality.stats)
+        kept = marked[-1].filter(F.col("drop_reason").isNull()).select(*columns)
+        dropped = filtered.filter(F.col("drop_reason").isNotNull()).select(*marked_cols)
+        for frame in marked:
+            dropped = dropped.union(
+                frame.filter(F.col("drop_reason").isNotNull()).select(*marked_cols)
+            )
         kept.orderBy("id").write.mode("error").parquet(str(out_dir / "docs"))
         dropped.orderBy("id").write.mode("error").parquet(str(out_dir / "dropped"))
         write_index(table, kept.select("id"), previous, config, out_dir)
         sums = [F.sum(COUNT_PREFIX + c).alias(c) for c in counters]
         totals = filtered.agg(*sums).first().asDict() if counters else {}
     finally:
-        for frame in (filtered, passed, exact, unique, near, table):
+        for frame in (filtered, passed, exact, unique, near, table, *cached):
             frame.unpersist()
     written = spark.read.parquet(str(out_dir / "dropped"))
     reasons = drop_counts(written, "drop_reason")
-    stages = [f.name for f in filters] + ["exact_dedup", "near_dedup"]
+    stages = [f.name for f in filters] + stages
     n_kept = spark.read.parquet(str(out_dir / "docs")).count()
     stats: dict[str, Any] = {"input": n_input, "kept": n_kept}
     stats.update({f"dropped_{reason}": count for reason, count in sorted(reasons.items())})
     stats.update({c: int(totals[c] or 0) for c in counters})
+    stats.update(stage_stats)
     stats["funnel"] = {
         **funnel(n_input, stages, drop_counts(written, "drop_stage")),
         "kept": n_kept,
