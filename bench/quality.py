@@ -41,7 +41,7 @@ from tasks.curate.quality_classifier import (  # noqa: E402
 BENCH = CORPUS / "extraction"
 SEED, TRAIN_SHARE, FOLDS = 0, 0.7, 3
 # candidates for the cross-validation (the defaults first); never chosen on the test pages
-CANDIDATES = [{}, {"epoch": 100, "lr": 0.5, "dim": 10}, {"epoch": 200, "lr": 1.0, "dim": 10}]
+CANDIDATES = [{}, {"epoch": 100}, {"epoch": 200, "lr": 1.0}, {"epoch": 5, "lr": 0.1, "dim": 100}]
 
 
 def roc_auc(positives: list[float], negatives: list[float]) -> float:

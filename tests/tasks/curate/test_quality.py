@@ -54,8 +54,9 @@ def split() -> tuple[list[str], list[str]]:
     return ids[:28], ids[28:]
 
 
-def test_normalize_is_dclms():
-    assert normalize("  The Cat\n\nsat\t ON  the mat.\n") == "the cat sat on the mat."
+def test_normalize_is_dclms_with_line_breaks_as_a_token():
+    assert normalize("  The Cat\n\nsat\t ON  the mat.\n") == "the cat __nl__ sat on the mat."
+    assert "\n" not in normalize("a\nb\r\nc")  # one fastText example per text
 
 
 def test_held_out_article_bodies_score_above_whole_pages(tmp_path, split):
