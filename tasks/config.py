@@ -29,6 +29,7 @@ from tasks.curate.filters.length import LengthConfig
 from tasks.curate.filters.links import LinksConfig
 from tasks.curate.filters.toxicity import ToxicityConfig
 from tasks.curate.paragraphs import ParagraphDedupConfig
+from tasks.curate.quality_classifier import QualityConfig
 
 if TYPE_CHECKING:
     from model.gpt import ModelConfig
@@ -249,8 +250,8 @@ class ExtractConfig(Checked):
 
 @dataclass
 class CurateConfig(Checked):
-    """Filters (in `filters` order, first drop wins), paragraph dedup, exact dedup, then
-    MinHash LSH dedup.
+    """Filters (in `filters` order, first drop wins), paragraph dedup, exact dedup, MinHash LSH
+    dedup, then the quality classifier.
 
     Each filter's thresholds are its own section, `curate.<filter>.<key>` (its config
     dataclass, beside the filter in tasks/curate/filters/); they default to the published values
@@ -294,6 +295,8 @@ class CurateConfig(Checked):
     previous_output: str = ""
     """An earlier curate output folder (<work_dir>/curate/<fingerprint>) whose stored band
     index is deduplicated against: its documents win. Empty: deduplicate within this input."""
+    quality: QualityConfig = field(default_factory=QualityConfig)
+    """The fastText quality classifier (DCLM-style), the last stage; off by default."""
 
     def check(self) -> None:
         unknown = [name for name in self.filters if name not in FILTER_NAMES]

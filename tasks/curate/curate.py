@@ -1,10 +1,11 @@
-"""The curate step: filters, paragraph dedup, exact dedup, near dedup; every input document
-accounted for.
+"""The curate step: filters, paragraph dedup, exact dedup, near dedup, the quality classifier
+(when `curate.quality.enabled`); every input document accounted for.
 
 Writes `docs/` (kept records, the document schema unchanged), `dropped/` (rejects with
-`drop_reason` and `drop_stage`) and `minhash_index/` (for later crawls), and returns stats:
-`input`, `kept`, `dropped_<reason>`, the counters the filters keep (e.g. `pii_email`), paragraph
-dedup's counts (`paragraphs_seen`, `paragraphs_removed`, ...) and `funnel` (documents left after
+`drop_reason` and `drop_stage`), `minhash_index/` (for later crawls) and, with the classifier,
+`quality_model.bin`, and returns stats: `input`, `kept`, `dropped_<reason>`, the counters the
+filters keep (e.g. `pii_email`), paragraph dedup's counts (`paragraphs_seen`,
+`paragraphs_removed`, ...), the classifier's `quality_*` and `funnel` (documents left after
 each filter and each later stage).
 """
 
@@ -24,6 +25,7 @@ from tasks.curate.filters.build import build_filters
 from tasks.curate.near_dedup import near_duplicates, read_previous_index, write_index
 from tasks.curate.paragraph_dedup import STAGE as PARAGRAPH_DEDUP
 from tasks.curate.paragraph_dedup import paragraph_dedup
+from tasks.curate.quality import quality_drops
 from tasks.curate.runner import COUNT_PREFIX, apply_filters, counter_names, drop_counts, funnel
 
 
@@ -49,21 +51,36 @@ def curate_documents(
     filtered = apply_filters(docs, filters).persist()
     counters = counter_names(filters)
     passed = filtered.filter(F.col("drop_reason").isNull()).select(*columns).persist()
-    stages, marked, paragraph_stats = [f.name for f in filters], [filtered], {}
+    # each later stage marks the documents it was given; the next one takes the unmarked
+    stages, marked, cached = [f.name for f in filters], [filtered], [passed]
+    stage_stats: dict[str, Any] = {}
+
+    def survivors() -> DataFrame:
+        return marked[-1].filter(F.col("drop_reason").isNull()).select(*columns)
+
     if config.paragraph_dedup.enabled:
         rewritten, short, paragraph_stats = paragraph_dedup(passed, config.paragraph_dedup)
         marked.append(_mark(rewritten, short, PARAGRAPH_DEDUP).persist())
         stages.append(PARAGRAPH_DEDUP)
-    survivors = marked[-1].filter(F.col("drop_reason").isNull()).select(*columns)
-    exact = _mark(survivors, exact_duplicate_ids(survivors), "exact_dedup").persist()
-    unique = exact.filter(F.col("drop_reason").isNull()).select(*columns).persist()
+        stage_stats.update(paragraph_stats)
+    kept_so_far = survivors()
+    marked.append(_mark(kept_so_far, exact_duplicate_ids(kept_so_far), "exact_dedup").persist())
+    unique = survivors().persist()
+    cached.append(unique)
     previous = read_previous_index(spark, config)
     near_ids, table = near_duplicates(unique, previous, config)
-    near = _mark(unique, near_ids, "near_dedup").persist()
-    marked += [exact, near]
+    cached.append(table)
+    marked.append(_mark(unique, near_ids, "near_dedup").persist())
+    stages += ["exact_dedup", "near_dedup"]
     marked_cols = [*columns, "drop_reason", "drop_stage"]
     try:
-        kept = near.filter(F.col("drop_reason").isNull()).select(*columns)
+        if config.quality.enabled:
+            quality = quality_drops(survivors(), config.quality, out_dir)
+            cached.append(quality.docs)
+            marked.append(_mark(quality.docs.select(*columns), quality.drops, "quality").persist())
+            stages.append("quality")
+            stage_stats.update(quality.stats)
+        kept = survivors()
         dropped = functools.reduce(
             DataFrame.union,
             [m.filter(F.col("drop_reason").isNotNull()).select(*marked_cols) for m in marked],
@@ -74,16 +91,15 @@ def curate_documents(
         sums = [F.sum(COUNT_PREFIX + c).alias(c) for c in counters]
         totals = filtered.agg(*sums).first().asDict() if counters else {}
     finally:
-        for frame in (*marked, passed, unique, table):
+        for frame in (*marked, *cached):
             frame.unpersist()
     written = spark.read.parquet(str(out_dir / "dropped"))
     reasons = drop_counts(written, "drop_reason")
-    stages += ["exact_dedup", "near_dedup"]
     n_kept = spark.read.parquet(str(out_dir / "docs")).count()
     stats: dict[str, Any] = {"input": n_input, "kept": n_kept}
     stats.update({f"dropped_{reason}": count for reason, count in sorted(reasons.items())})
     stats.update({c: int(totals[c] or 0) for c in counters})
-    stats.update(paragraph_stats)
+    stats.update(stage_stats)
     stats["funnel"] = {
         **funnel(n_input, stages, drop_counts(written, "drop_stage")),
         "kept": n_kept,

@@ -9,6 +9,15 @@ from tasks.common.step import StepResult, run_step
 from tasks.common.task import funnel_rows, published, step_task
 from tasks.config import LmforgeConfig
 from tasks.curate.curate import curate_documents
+from tasks.curate.quality_classifier import reference_sha256
+
+
+def _reference_identity(config: LmforgeConfig) -> dict[str, str]:
+    """The quality classifier's reference set by content: editing its files re-runs curate."""
+    quality = config.curate.quality
+    return (
+        {"quality_reference_sha256": reference_sha256(quality.reference)} if quality.enabled else {}
+    )
 
 
 @step_task("curate", hours=12)
@@ -18,7 +27,7 @@ def curate_step(config: LmforgeConfig, extracted: StepResult) -> State:
     result = run_step(
         config.run.work_dir,
         "curate",
-        {"curate": config.to_dict()["curate"]},
+        {"curate": config.to_dict()["curate"], **_reference_identity(config)},
         [extracted],
         # the default word lists are read from files, not imported
         [__name__, "tasks/curate/wordlists/badwords_en_c4.txt"],
@@ -35,8 +44,9 @@ def curate_step(config: LmforgeConfig, extracted: StepResult) -> State:
     numbers = {
         "documents in": n_input,
         "removed by filters": n_input - filtered,
-        "removed as duplicates": filtered - kept,
+        "removed as duplicates": filtered - funnel.get("after_near_dedup", kept),
         "paragraphs removed as boilerplate": stats.get("paragraphs_removed", 0),
+        "removed as low quality": stats.get("dropped_low_quality", 0),
         "documents kept": kept,
         "kept share": kept / n_input if n_input else 0.0,
         "deduplicated against": config.curate.previous_output or "(this input only)",

@@ -62,6 +62,14 @@ def data_section(steps: dict[str, dict[str, Any]]) -> list[str]:
         )
         funnel = [(stage, curate["funnel"][stage]) for stage in order]
         lines += _table(funnel, ("stage", "documents"))
+    if curate.get("quality_model_sha256"):
+        lines += [
+            f"Quality classifier (fastText, trained in curate on "
+            f"{curate.get('quality_train_positives')} reference and "
+            f"{curate.get('quality_train_negatives')} crawl texts): `quality_model.bin` sha256 "
+            f"`{curate['quality_model_sha256']}`, cutoff {curate.get('quality_cutoff')}.",
+            "",
+        ]
     drops = [(k.removeprefix("dropped_"), v) for k, v in curate.items() if k.startswith("dropped_")]
     if drops:
         lines += ["### Dropped documents by reason", ""] + _table(sorted(drops), ("reason", "docs"))
