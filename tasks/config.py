@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from model.config import Checked, TrainConfig
+from tasks.curate.eval_sets import DecontaminateConfig
 from tasks.curate.filters.c4 import C4Config
 from tasks.curate.filters.fineweb import FineWebConfig
 from tasks.curate.filters.gopher_quality import GopherQualityConfig
@@ -248,7 +249,8 @@ class ExtractConfig(Checked):
 
 @dataclass
 class CurateConfig(Checked):
-    """Filters (in `filters` order, first drop wins), exact dedup, then MinHash LSH dedup.
+    """Filters (in `filters` order, first drop wins), exact dedup, MinHash LSH dedup, then
+    decontamination against the evaluation sets.
 
     Each filter's thresholds are its own section, `curate.<filter>.<key>` (its config
     dataclass, beside the filter in tasks/curate/filters/); they default to the published values
@@ -289,6 +291,8 @@ class CurateConfig(Checked):
     previous_output: str = ""
     """An earlier curate output folder (<work_dir>/curate/<fingerprint>) whose stored band
     index is deduplicated against: its documents win. Empty: deduplicate within this input."""
+    decontaminate: DecontaminateConfig = field(default_factory=DecontaminateConfig)
+    """Word n-gram overlap with every evaluation set, after near dedup: drop or redact."""
 
     def check(self) -> None:
         unknown = [name for name in self.filters if name not in FILTER_NAMES]
@@ -599,6 +603,7 @@ RENAMED_KEYS = {
         )
     },
     "curate.badwords_file": "curate.toxicity.badwords_file",
+    "curate.decontaminate_against": "curate.decontaminate.against",
     "curate.toxicity_threshold": "curate.toxicity.threshold",
 }
 

@@ -1,13 +1,16 @@
-"""The curate step: filters, exact dedup, near dedup; every input document accounted for.
+"""The curate step: filters, exact dedup, near dedup, decontamination; every input document
+accounted for.
 
 Writes `docs/` (kept records, the document schema unchanged), `dropped/` (rejects with
 `drop_reason` and `drop_stage`) and `minhash_index/` (for later crawls), and returns stats:
 `input`, `kept`, `dropped_<reason>`, the counters the filters keep (e.g. `pii_email`) and
-`funnel` (documents left after each filter, after exact and near dedup).
+`funnel` (documents left after each filter, after exact and near dedup and decontamination)
+and `decontamination` (the evaluation sets checked, with per-set contaminated documents).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +18,8 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from tasks.config import CurateConfig
+from tasks.curate.decontaminate import build_index, decontaminate
+from tasks.curate.eval_sets import EvalSetFile
 from tasks.curate.exact_dedup import exact_duplicate_ids
 from tasks.curate.filters.base import DocumentFilter
 from tasks.curate.filters.build import build_filters
@@ -30,9 +35,14 @@ def _mark(docs: DataFrame, drops: DataFrame, stage: str) -> DataFrame:
 
 
 def curate_documents(
-    spark: SparkSession, docs_uri: str, config: CurateConfig, out_dir: Path
+    spark: SparkSession,
+    docs_uri: str,
+    config: CurateConfig,
+    out_dir: Path,
+    eval_sets: Sequence[EvalSetFile] = (),
 ) -> dict[str, Any]:
-    """Curate the documents at `docs_uri` into `out_dir`; return the step's stats."""
+    """Curate the documents at `docs_uri` into `out_dir`, checked against `eval_sets` (when
+    curate.decontaminate.enabled); return the step's stats."""
     docs = spark.read.parquet(docs_uri)
     n_input = docs.count()
     if n_input == 0:
@@ -49,14 +59,21 @@ def curate_documents(
     previous = read_previous_index(spark, config)
     near_ids, table = near_duplicates(unique, previous, config)
     near = _mark(unique, near_ids, "near_dedup").persist()
+    settings = config.decontaminate
+    index = build_index(eval_sets if settings.enabled else (), settings)
+    decont = decontaminate(
+        near.filter(F.col("drop_reason").isNull()).select(*columns), index, settings
+    )
+    checked = _mark(decont.documents, decont.drops, "decontaminate").persist()
     marked_cols = [*columns, "drop_reason", "drop_stage"]
     try:
-        kept = near.filter(F.col("drop_reason").isNull()).select(*columns)
+        kept = checked.filter(F.col("drop_reason").isNull()).select(*columns)
         dropped = (
             filtered.filter(F.col("drop_reason").isNotNull())
             .select(*marked_cols)
             .union(exact.filter(F.col("drop_reason").isNotNull()).select(*marked_cols))
             .union(near.filter(F.col("drop_reason").isNotNull()).select(*marked_cols))
+            .union(checked.filter(F.col("drop_reason").isNotNull()).select(*marked_cols))
         )
         kept.orderBy("id").write.mode("error").parquet(str(out_dir / "docs"))
         dropped.orderBy("id").write.mode("error").parquet(str(out_dir / "dropped"))
@@ -64,15 +81,19 @@ def curate_documents(
         sums = [F.sum(COUNT_PREFIX + c).alias(c) for c in counters]
         totals = filtered.agg(*sums).first().asDict() if counters else {}
     finally:
-        for frame in (filtered, passed, exact, unique, near, table):
+        for frame in (filtered, passed, exact, unique, near, table, checked):
             frame.unpersist()
+        decont.unpersist()
     written = spark.read.parquet(str(out_dir / "dropped"))
     reasons = drop_counts(written, "drop_reason")
-    stages = [f.name for f in filters] + ["exact_dedup", "near_dedup"]
+    stages = [f.name for f in filters] + ["exact_dedup", "near_dedup", "decontaminate"]
     n_kept = spark.read.parquet(str(out_dir / "docs")).count()
     stats: dict[str, Any] = {"input": n_input, "kept": n_kept}
     stats.update({f"dropped_{reason}": count for reason, count in sorted(reasons.items())})
     stats.update({c: int(totals[c] or 0) for c in counters})
+    stats["decontamination"] = {**decont.stats, "enabled": settings.enabled}
+    for key in ("documents_contaminated", "ngrams_matched", "spans_redacted"):
+        stats[f"decontaminate_{key}"] = decont.stats[key]  # numbers: curate.* metrics on the run
     stats["funnel"] = {
         **funnel(n_input, stages, drop_counts(written, "drop_stage")),
         "kept": n_kept,

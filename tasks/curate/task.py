@@ -9,20 +9,22 @@ from tasks.common.step import StepResult, run_step
 from tasks.common.task import funnel_rows, published, step_task
 from tasks.config import LmforgeConfig
 from tasks.curate.curate import curate_documents
+from tasks.curate.eval_sets import curate_identity
 
 
 @step_task("curate", hours=12)
 def curate_step(config: LmforgeConfig, extracted: StepResult) -> State:
     """Filter and deduplicate the extracted documents into `<work_dir>/curate/`."""
     spark = spark_session(config.spark)
+    identity, sets = curate_identity(config)
     result = run_step(
         config.run.work_dir,
         "curate",
-        {"curate": config.to_dict()["curate"]},
+        identity,
         [extracted],
         # the default word lists are read from files, not imported
         [__name__, "tasks/curate/wordlists/badwords_en_c4.txt"],
-        lambda out: curate_documents(spark, f"{extracted.path}/docs", config.curate, out),
+        lambda out: curate_documents(spark, f"{extracted.path}/docs", config.curate, out, sets),
     )
     stats = result.stats
     n_input, kept = stats.get("input", 0), stats.get("kept", 0)
@@ -33,10 +35,13 @@ def curate_step(config: LmforgeConfig, extracted: StepResult) -> State:
     filtered = (
         left[stages.index("after_exact_dedup") - 1] if "after_exact_dedup" in funnel else kept
     )
+    deduplicated = funnel.get("after_near_dedup", kept)
     numbers = {
         "documents in": n_input,
         "removed by filters": n_input - filtered,
-        "removed as duplicates": filtered - kept,
+        "removed as duplicates": filtered - deduplicated,
+        "removed as contaminated": deduplicated - funnel.get("after_decontaminate", deduplicated),
+        "evaluation sets checked": len(stats.get("decontamination", {}).get("sets", [])),
         "documents kept": kept,
         "kept share": kept / n_input if n_input else 0.0,
         "deduplicated against": config.curate.previous_output or "(this input only)",
