@@ -3,7 +3,7 @@ found (drop and redact), and the books and pages with nothing planted lose nothi
 
 The core tests use the committed slices in tests/data (30 PIQA and 30 GSM8K items, the first
 chapters of Pride and Prejudice); the shared-corpus tests plant all 300 PIQA and 200 GSM8K
-items into passages of three whole books and check 181 news pages.
+items into passages of three whole books and check 92 news pages (the extraction ground truth).
 """
 
 from __future__ import annotations
@@ -307,7 +307,7 @@ def test_every_piqa_and_gsm8k_item_is_found_in_whole_books(spark, shared_corpus,
     clean = decontaminate(frame(spark, docs), index, DecontaminateConfig())
     dirty = decontaminate(frame(spark, docs | planted), index, DecontaminateConfig())
     try:
-        assert clean.drops.count() == 0  # three books, 181 news pages, Shakespeare: no match
+        assert clean.drops.count() == 0  # three books, 92 news pages, Shakespeare: no match
         found = {r["id"] for r in dirty.drops.collect()}
     finally:
         clean.unpersist()
