@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from model.config import Checked, TrainConfig
+from tasks.curate.eval_sets import DecontaminateConfig
 from tasks.curate.filters.c4 import C4Config
 from tasks.curate.filters.fineweb import FineWebConfig
 from tasks.curate.filters.gopher_quality import GopherQualityConfig
@@ -251,7 +252,7 @@ class ExtractConfig(Checked):
 @dataclass
 class CurateConfig(Checked):
     """Filters (in `filters` order, first drop wins), paragraph dedup, exact dedup, MinHash LSH
-    dedup, then the quality classifier.
+    dedup, decontamination against the evaluation sets, then the quality classifier.
 
     Each filter's thresholds are its own section, `curate.<filter>.<key>` (its config
     dataclass, beside the filter in tasks/curate/filters/); they default to the published values
@@ -295,6 +296,8 @@ class CurateConfig(Checked):
     previous_output: str = ""
     """An earlier curate output folder (<work_dir>/curate/<fingerprint>) whose stored band
     index is deduplicated against: its documents win. Empty: deduplicate within this input."""
+    decontaminate: DecontaminateConfig = field(default_factory=DecontaminateConfig)
+    """Word n-gram overlap with every evaluation set, after near dedup: drop or redact."""
     quality: QualityConfig = field(default_factory=QualityConfig)
     """The fastText quality classifier (DCLM-style), the last stage; off by default."""
 
@@ -607,6 +610,7 @@ RENAMED_KEYS = {
         )
     },
     "curate.badwords_file": "curate.toxicity.badwords_file",
+    "curate.decontaminate_against": "curate.decontaminate.against",
     "curate.toxicity_threshold": "curate.toxicity.threshold",
 }
 

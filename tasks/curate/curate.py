@@ -1,17 +1,19 @@
-"""The curate step: filters, paragraph dedup, exact dedup, near dedup, the quality classifier
-(when `curate.quality.enabled`); every input document accounted for.
+"""The curate step: filters, paragraph dedup, exact dedup, near dedup, decontamination, the
+quality classifier (when `curate.quality.enabled`); every input document accounted for.
 
 Writes `docs/` (kept records, the document schema unchanged), `dropped/` (rejects with
 `drop_reason` and `drop_stage`), `minhash_index/` (for later crawls) and, with the classifier,
 `quality_model.bin`, and returns stats: `input`, `kept`, `dropped_<reason>`, the counters the
 filters keep (e.g. `pii_email`), paragraph dedup's counts (`paragraphs_seen`,
-`paragraphs_removed`, ...), the classifier's `quality_*` and `funnel` (documents left after
+`paragraphs_removed`, ...), `decontamination` (the evaluation sets checked, with per-set
+contaminated documents), the classifier's `quality_*` and `funnel` (documents left after
 each filter and each later stage).
 """
 
 from __future__ import annotations
 
 import functools
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +21,8 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from tasks.config import CurateConfig
+from tasks.curate.decontaminate import build_index, decontaminate
+from tasks.curate.eval_sets import EvalSetFile
 from tasks.curate.exact_dedup import exact_duplicate_ids
 from tasks.curate.filters.base import DocumentFilter
 from tasks.curate.filters.build import build_filters
@@ -37,9 +41,14 @@ def _mark(docs: DataFrame, drops: DataFrame, stage: str) -> DataFrame:
 
 
 def curate_documents(
-    spark: SparkSession, docs_uri: str, config: CurateConfig, out_dir: Path
+    spark: SparkSession,
+    docs_uri: str,
+    config: CurateConfig,
+    out_dir: Path,
+    eval_sets: Sequence[EvalSetFile] = (),
 ) -> dict[str, Any]:
-    """Curate the documents at `docs_uri` into `out_dir`; return the step's stats."""
+    """Curate the documents at `docs_uri` into `out_dir`, checked against `eval_sets` (when
+    curate.decontaminate.enabled); return the step's stats."""
     docs = spark.read.parquet(docs_uri)
     n_input = docs.count()
     if n_input == 0:
@@ -72,6 +81,12 @@ def curate_documents(
     cached.append(table)
     marked.append(_mark(unique, near_ids, "near_dedup").persist())
     stages += ["exact_dedup", "near_dedup"]
+    settings = config.decontaminate
+    index = build_index(eval_sets if settings.enabled else (), settings)
+    decont = decontaminate(survivors(), index, settings)
+    marked.append(_mark(decont.documents, decont.drops, "decontaminate").persist())
+    stages.append("decontaminate")
+    stage_stats["decontamination"] = {**decont.stats, "enabled": settings.enabled}
     marked_cols = [*columns, "drop_reason", "drop_stage"]
     try:
         if config.quality.enabled:
@@ -93,6 +108,8 @@ def curate_documents(
     finally:
         for frame in (*marked, *cached):
             frame.unpersist()
+        decont.unpersist()
+        decont.unpersist()
     written = spark.read.parquet(str(out_dir / "dropped"))
     reasons = drop_counts(written, "drop_reason")
     n_kept = spark.read.parquet(str(out_dir / "docs")).count()
@@ -100,6 +117,8 @@ def curate_documents(
     stats.update({f"dropped_{reason}": count for reason, count in sorted(reasons.items())})
     stats.update({c: int(totals[c] or 0) for c in counters})
     stats.update(stage_stats)
+    for key in ("documents_contaminated", "ngrams_matched", "spans_redacted"):
+        stats[f"decontaminate_{key}"] = decont.stats[key]  # numbers: curate.* metrics on the run
     stats["funnel"] = {
         **funnel(n_input, stages, drop_counts(written, "drop_stage")),
         "kept": n_kept,

@@ -1,8 +1,9 @@
 """The model card: one Markdown page per registered version, stored with the model's artifacts.
 
 It traces the model to its data (each upstream step's fingerprint, document and token counts,
-the curate funnel, drop reasons and boilerplate removed), and gives the training settings, the
-evaluation table, the samples and the promotion decision.
+the curate funnel, drop reasons and boilerplate removed, the evaluation sets the documents were
+checked against), and gives the training settings, the evaluation table, the samples and the
+promotion decision.
 """
 
 from __future__ import annotations
@@ -46,6 +47,36 @@ def _table(rows: list[tuple[Any, ...]], header: tuple[str, ...]) -> list[str]:
     return lines + [""]
 
 
+def decontamination_section(curate: dict[str, Any]) -> list[str]:
+    """The evaluation sets the training documents were checked against, and what was found."""
+    checked = curate.get("decontamination")
+    if not checked or not checked.get("enabled", True):
+        return ["### Decontamination", "", "Not checked against any evaluation set.", ""]
+    lines = ["### Decontamination (evaluation sets checked)", ""]
+    lines += [
+        f"Word {checked['ngram']}-grams (items of {checked['min_item_words']}+ words whole), "
+        f"action `{checked['action']}`: {checked['documents_contaminated']} documents "
+        f"contaminated, {checked['ngrams_matched']} n-grams matched, "
+        f"{checked['spans_redacted']} spans redacted.",
+        "",
+    ]
+    rows = [
+        (
+            s["name"],
+            s["path"],
+            s["sha256"][:16],
+            s["items"],
+            s["ngrams"],
+            s["documents_contaminated"],
+        )
+        for s in checked.get("sets", [])
+    ]
+    if not rows:
+        return lines + ["No evaluation set was configured.", ""]
+    header = ("set", "path", "sha256", "items", "n-grams", "contaminated docs")
+    return lines + _table(rows, header)
+
+
 def data_section(steps: dict[str, dict[str, Any]]) -> list[str]:
     """Lineage table, curate funnel, drop reasons and boilerplate removed, token counts."""
     lines = ["## Data lineage", ""]
@@ -76,6 +107,7 @@ def data_section(steps: dict[str, dict[str, Any]]) -> list[str]:
     if "paragraphs_seen" in curate:
         rows = [(k, curate[k]) for k in PARAGRAPH_STATS if k in curate]
         lines += ["### Boilerplate removed (paragraph dedup)", ""] + _table(rows, ("count", "n"))
+    lines += decontamination_section(curate)
     splits = steps.get("tokenize", {}).get("stats", {}).get("splits", {})
     if splits:
         rows = [(s, v.get("docs"), v.get("tokens")) for s, v in sorted(splits.items())]

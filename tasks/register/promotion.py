@@ -82,16 +82,31 @@ def recorded_metrics(tags: dict[str, str]) -> dict[str, float]:
     return found
 
 
+def unchecked_sets(required: list[dict[str, str]], curate_stats: dict[str, Any]) -> list[str]:
+    """The evaluation sets in `required` (name, path, sha256) that the curate output whose
+    `curate_stats` are given did not check its documents against (matched by content)."""
+    checked = {s["sha256"] for s in curate_stats.get("decontamination", {}).get("sets", [])}
+    return [
+        f"{r['name']} = {r['path']} (sha256 {r['sha256'][:12]})"
+        for r in required
+        if r["sha256"] not in checked
+    ]
+
+
 def decide(
     settings: RegisterConfig,
     candidate: dict[str, float],
     champion_tags: dict[str, str] | None,
     champion_version: int | None,
     health: str | None = None,
+    unchecked: list[str] | None = None,
 ) -> Decision:
     """Compare `candidate` metrics with the champion's tags on `settings.promote_metrics`.
     `health` is the training run's `lmforge.train.health` tag (model/guard.py): a run that did
-    not end healthy or recovered is never promoted (None: a run from before the tag)."""
+    not end healthy or recovered is never promoted (None: a run from before the tag).
+    `unchecked`: the evaluation sets the candidate is scored on that its training data was not
+    checked against (unchecked_sets); a candidate with any is never promoted, since leakage
+    could be what beats the champion."""
     missing = [m for m in settings.promote_metrics if m not in candidate]
     if missing:
         raise ValueError(
@@ -101,6 +116,13 @@ def decide(
     mine = {m: float(candidate[m]) for m in settings.promote_metrics}
     if health is not None and health not in PROMOTABLE:
         reason = f"the training run ended {health} ({HEALTH_TAG}): not promoted"
+        return Decision(False, reason, mine, {}, champion_version)
+    if unchecked:
+        reason = (
+            f"the training data was not checked against the evaluation set(s) it is scored on: "
+            f"{'; '.join(unchecked)}; not promoted (run curate with "
+            "curate.decontaminate.enabled = true and the same evaluate settings, then train again)"
+        )
         return Decision(False, reason, mine, {}, champion_version)
     if champion_tags is None:
         return Decision(True, "first version with an evaluation: no champion to beat", mine)

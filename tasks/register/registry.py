@@ -23,8 +23,9 @@ from model.guard import HEALTH_TAG
 from model.hf import export_hf
 from tasks.common.step import StepResult
 from tasks.config import LmforgeConfig, RegisterConfig
+from tasks.curate.eval_sets import evaluation_sets
 from tasks.register.model_card import model_card, upstream_outputs
-from tasks.register.promotion import Decision, decide, eval_tags
+from tasks.register.promotion import Decision, decide, eval_tags, unchecked_sets
 
 PYFUNC_CODE = Path(__file__).with_name("pyfunc_model.py")
 MODEL_PACKAGE = Path(model_package.__file__).parent
@@ -78,6 +79,7 @@ def register_version(
     chat: bool = False,
     extra_artifacts: dict[str, Path] | None = None,
     champion_measured: dict[str, float] | None = None,
+    unchecked: list[str] | None = None,
 ) -> dict[str, Any]:
     """Gate (`gate`, else `register` settings; or the given `decision`), card, log and register
     `model_dir` as a version of `name`; returns what happened. The version's artifacts hold
@@ -85,7 +87,8 @@ def register_version(
     Llama folder (`hf`; with the chat template when `chat`), the model card and
     `extra_artifacts` (name -> file or folder, each under its own name). `champion_measured`:
     the champion's numbers measured now on the candidate's data, for a champion that has none
-    recorded (an imported version)."""
+    recorded (an imported version). `unchecked`: the evaluation sets this version is scored on
+    that its training data was not checked against (the gate refuses it)."""
     import mlflow
     from mlflow import MlflowClient
 
@@ -101,8 +104,10 @@ def register_version(
                 **eval_tags(champion_measured, settings.promote_metrics),
             }
         health = MlflowClient(config.mlflow_uri()).get_run(run_id).data.tags.get(HEALTH_TAG)
-        decision = decide(gate or config.register, metrics, champion_tags, champion_version, health)
-        if champion_measured:
+        decision = decide(
+            gate or config.register, metrics, champion_tags, champion_version, health, unchecked
+        )
+        if champion_measured and not unchecked:
             decision.reason = (
                 f"champion version {champion_version} has no recorded evaluation (imported); "
                 f"measured now on this version's validation data: {decision.reason}"
@@ -171,19 +176,34 @@ def measure_unevaluated_champion(
     ]
 
 
+def scored_sets(config: LmforgeConfig) -> list[dict[str, str]]:
+    """(name, path, sha256) of each evaluation set the evaluate step scores a model on."""
+    return [
+        {"name": s.name, "path": s.path, "sha256": s.sha256()}
+        for s in evaluation_sets(config)
+        if s.name.startswith("evaluate.")
+    ]
+
+
 def register_model(
     config: LmforgeConfig, trained: StepResult, evaluated: StepResult, out_dir: Path
 ) -> dict[str, Any]:
     """Register the model the train step exported, with its evaluation and model card; a
     champion without recorded numbers (imported) is evaluated on the same validation data
-    first, so the gate compares like with like."""
+    first, so the gate compares like with like; one whose curate output did not check the
+    evaluation sets it is scored on is refused."""
     run = json.loads((Path(trained.path) / "mlflow_run.json").read_text())
     steps = upstream_outputs(Path(trained.path))
     train = steps["train"]
     training = {"settings": train["config"], "summary": train["stats"]}
     evaluation = evaluated.stats
     name = config.tracking.model_name
-    measured = measure_unevaluated_champion(config, name, Path(steps["tokenize"]["path"]))
+    unchecked = unchecked_sets(scored_sets(config), steps.get("curate", {}).get("stats", {}))
+    measured = (  # a refused candidate needs no comparison
+        None
+        if unchecked
+        else measure_unevaluated_champion(config, name, Path(steps["tokenize"]["path"]))
+    )
 
     def card(decision: dict[str, Any]) -> str:
         title = f"{name} (run {run['run_id']})"
@@ -199,4 +219,5 @@ def register_model(
         card,
         out_dir,
         champion_measured=measured,
+        unchecked=unchecked,
     )
