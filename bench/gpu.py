@@ -1,6 +1,6 @@
 """The GPU check: throughput and MFU, exact resume after a kill, fp16 and offload, the pipeline.
 
-Four parts, each through the project's real paths, each in its own subprocess with its own
+Five parts, each through the project's real paths, each in its own subprocess with its own
 time cap (a part that fails or runs out of time is reported and the next one runs), all of
 them under 8 minutes on one GPU:
   throughput  configs/gpt2-124m.toml (bf16, ZeRO 2, train.compile=true, one rank) through
@@ -36,6 +36,10 @@ them under 8 minutes on one GPU:
                 state (cpu with offload), the offload setting the engine saved, and each
                 rank's peak torch.cuda.max_memory_allocated (a sitecustomize.py of this check's
                 own writes it next to the run's job.json when the rank exits; not on CPU).
+  recipe      the old defaults and the speedrun recipe (issue #22) side by side on the
+              gpt2-124m shape for a fixed number of tokens: bench/train_quality.py --recipe both
+              --steps N (bf16, ZeRO 2, one rank, tinyshakespeare, BPE 8192, batch 16 x 1024),
+              validation bits per byte and tokens/s of each.
   pipeline    `lmforge run --config configs/tiny.toml` in a fresh work dir under a temp folder
               (Spark, Prefect and MLflow embedded; training on the GPU): exit code, wall time,
               the registered model. Skipped, saying why, without java or the pipeline's Python
@@ -97,11 +101,11 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 RESULTS = ROOT / "bench" / "results"
-PARTS = ("throughput", "resume", "fp16", "pipeline")
+PARTS = ("throughput", "resume", "fp16", "recipe", "pipeline")
 # Seconds per part on the GPU (their sum and the setup stay under TOTAL_S) and in the smoke.
-CAPS_GPU = {"throughput": 200, "resume": 95, "fp16": 70, "pipeline": 95}
-CAPS_SMOKE = {"throughput": 300, "resume": 300, "fp16": 300, "pipeline": 480}
-TOTAL_S = 470  # the whole check, setup included: under 8 minutes
+CAPS_GPU = {"throughput": 200, "resume": 95, "fp16": 70, "recipe": 150, "pipeline": 95}
+CAPS_SMOKE = {"throughput": 300, "resume": 300, "fp16": 300, "recipe": 300, "pipeline": 480}
+TOTAL_S = 620  # the whole check, setup included: under 10.5 minutes (the recipe part: 150 s)
 ANCHORS = "nanoGPT ~30% MFU (A100, quoted) | llm.c ~50% | target >= 45%"
 TARGET_MFU = 0.45
 # Dense bf16 tensor-core peaks (datasheet, no sparsity), first match of the device name wins.
@@ -963,16 +967,47 @@ def summarize_pipeline(result: dict[str, Any]) -> str:
     return text
 
 
+def part_recipe(spec: dict[str, Any], work: Path) -> dict[str, Any]:
+    """bench/train_quality.py --recipe both for a fixed number of steps, in a child process."""
+    out = work / "train_quality.json"
+    command = [sys.executable, "-u", str(ROOT / "bench" / "train_quality.py"), "--recipe", "both"]
+    command += [*spec["args"], "--out", str(out)]
+    done = subprocess.run(command, cwd=ROOT, text=True, capture_output=True)
+    print(done.stdout[-4000:], flush=True)
+    if done.returncode != 0:
+        return {"ok": False, "error": f"exit {done.returncode}: {done.stderr[-3000:]}"}
+    report = json.loads(out.read_text())
+    keep = ("recipe", "steps", "tokens_seen", "tokens_per_s", "val_bits_per_byte")
+    runs = [{k: r[k] for k in keep} for r in report["runs"]]
+    return {"ok": True, "budget": report["budget"], "precision": report["precision"]} | {
+        "runs": runs,
+        "means": report["means"],
+    }
+
+
+def summarize_recipe(result: dict[str, Any]) -> str:
+    means = result["means"]
+    return (
+        ", ".join(
+            f"{name} {m['val_bits_per_byte']:.3f} bpb at {m['tokens_per_s']:.0f} tok/s"
+            for name, m in means.items()
+        )
+        + f" ({result['budget']}, {result['precision']})"
+    )
+
+
 PART_FUNCTIONS = {
     "throughput": part_throughput,
     "resume": part_resume,
     "fp16": part_fp16,
+    "recipe": part_recipe,
     "pipeline": part_pipeline,
 }
 SUMMARIES = {
     "throughput": lambda r, spec: summarize_throughput(r, spec["peak"]),
     "resume": lambda r, spec: summarize_resume(r),
     "fp16": lambda r, spec: summarize_fp16(r),
+    "recipe": lambda r, spec: summarize_recipe(r),
     "pipeline": lambda r, spec: summarize_pipeline(r),
 }
 
@@ -1110,6 +1145,14 @@ def specs(args: argparse.Namespace, data_dir: Path, peak: dict[str, Any]) -> dic
     fp16 += ["train.eval_every=1000000", "train.checkpoint_every=0", "train.keep_checkpoints=1"]
     fp16 += ["train.warmup_steps=5", "train.ema_decay=0.0"]
     base = {"data_dir": str(data_dir), "peak": peak, "smoke": args.cpu_smoke}
+    if args.cpu_smoke:  # tiny, fp32 (a CPU without fast bf16 would take minutes)
+        recipe = ["--layers", "2", "--heads", "2", "--embd", "64", "--block", "64"]
+        recipe += ["--vocab", "300", "--steps", "6", "--warmup", "2", "--rounds", "1"]
+        recipe += ["--precision", "fp32"]
+    else:  # gpt2-124m's shape; 200 steps of 16 x 1024 tokens per recipe
+        recipe = ["--layers", "12", "--heads", "12", "--embd", "768", "--block", "1024"]
+        recipe += ["--vocab", "8192", "--batch", "16", "--steps", "200", "--rounds", "1"]
+        recipe += ["--precision", "bf16", "--lr", "1e-3", "--ema", "0"]
     return {
         "throughput": base | {"preset": "gpt2-124m.toml", "overrides": throughput, "skip": skip},
         "resume": base
@@ -1124,6 +1167,7 @@ def specs(args: argparse.Namespace, data_dir: Path, peak: dict[str, Any]) -> dic
         "fp16": base
         | fp16_data
         | {"preset": fp16_preset, "overrides": fp16, "parallel": not args.cpu_smoke},
+        "recipe": base | {"args": recipe},
         "pipeline": base | {"skip": skip},
     }
 

@@ -94,6 +94,7 @@ class Checked:
 Precision = Literal["bf16", "fp16", "fp32"]
 Schedule = Literal["cosine", "wsd"]
 CheckpointArtifacts = Literal["last", "all", "none"]
+Optimizer = Literal["adamw", "muon"]
 
 
 @dataclass
@@ -137,7 +138,18 @@ class TrainConfig(Checked):
     weight_decay: float = 0.1
     """AdamW weight decay of matrices and embeddings (>= 0)."""
     grad_clip: float = 1.0
-    """Gradient-norm clipping (>= 0; 0 = off)."""
+    """Gradient-norm clipping (>= 0; 0 = off; must be 0 with Muon)."""
+    optimizer: Optimizer = "adamw"
+    """"adamw": AdamW for every parameter. "muon": Muon (momentum orthogonalised by Newton-Schulz,
+    DeepSpeed's MuonWithAuxAdam) for the blocks' matrices, AdamW at `lr` for the embedding, the
+    head, the norms' gains and biases (model/engine.py; ZeRO 0 to 2)."""
+    muon_lr: float = 0.02
+    """Muon's peak learning rate (> 0; in units of spectral norm per step); the schedule scales
+    it as it scales `lr`."""
+    muon_momentum: float = 0.95
+    """Muon's Nesterov momentum (in [0, 1))."""
+    muon_weight_decay: float = 0.0
+    """Muon's decoupled weight decay (>= 0), applied as lr * decay per step."""
     init_from: str = ""
     """Start from this model instead of from scratch: `models:/<name>@<alias>` or
     `models:/<name>/<version>` (a registered or imported version, `lmforge import`) or an
@@ -219,6 +231,34 @@ class TrainConfig(Checked):
             "so no rank holds the weights to average; use stage 2 or set ema_decay = 0",
             "zero_stage",
         )
+        self.positive("muon_lr")
+        self.at_least(0, "muon_weight_decay")
+        self.require(
+            0.0 <= self.muon_momentum < 1.0, "muon_momentum", "muon_momentum must be in [0, 1)"
+        )
+        if self.optimizer == "muon":
+            self.require(
+                self.zero_stage <= 2,
+                "optimizer",
+                "optimizer = 'muon' needs train.zero_stage <= 2 (Muon runs on whole matrices; "
+                "ZeRO 3's Muon path is untested here): use stage 1 or 2, or optimizer = 'adamw'",
+                "zero_stage",
+            )
+            self.require(
+                not self.offload_optimizer,
+                "optimizer",
+                "optimizer = 'muon' does not run with train.offload_optimizer (untested): set "
+                "offload_optimizer = false, or optimizer = 'adamw'",
+                "offload_optimizer",
+            )
+            self.require(
+                self.grad_clip == 0,
+                "grad_clip",
+                "grad_clip must be 0 with train.optimizer = 'muon': under ZeRO DeepSpeed clips the "
+                "orthogonalised update, whose norm is ~sqrt(width) per matrix, so any clip "
+                "would shrink Muon's step many times over; set grad_clip = 0",
+                "optimizer",
+            )
         self.at_least(1, "max_bad_steps")
         self.at_least(0, "spike_window", "max_rollbacks")
         self.positive("spike_sigmas")

@@ -1,9 +1,10 @@
 """DeepSpeed applied to a single-device model: the one place the engine is configured and built.
 
 The model (model/gpt.py) knows nothing about ZeRO, precision or ranks; this module wraps it with a
-torch AdamW, a warmup + cosine (or warmup-stable-decay) learning-rate schedule, and optionally
-activation checkpointing and torch.compile, so the same config drives a CPU run
-(`DS_ACCELERATOR=cpu`, gloo) and a GPU cluster (NCCL).
+torch AdamW (or, `train.optimizer = "muon"`, DeepSpeed's MuonWithAuxAdam), a warmup + cosine (or
+warmup-stable-decay) learning-rate schedule, and optionally activation checkpointing and
+torch.compile, so the same config drives a CPU run (`DS_ACCELERATOR=cpu`, gloo) and a GPU
+cluster (NCCL).
 """
 
 from __future__ import annotations
@@ -122,6 +123,67 @@ def adamw(model: torch.nn.Module, train: TrainConfig) -> torch.optim.AdamW:
     return torch.optim.AdamW(groups, lr=train.lr, betas=(0.9, 0.95), eps=1e-8)
 
 
+def is_muon_matrix(name: str, param: torch.nn.Parameter) -> bool:
+    """Whether Muon steps this parameter: a 2-D weight inside the blocks (the hidden matrices).
+    The embedding and the head (tied or not) and every 1-D gain or bias stay with AdamW."""
+    return param.dim() == 2 and name.startswith("blocks.")
+
+
+def muon_eager_on_cpu() -> None:
+    """Run DeepSpeed's Muon update without torch.compile on CPU.
+
+    DeepSpeed decorates `muon_update` and its Newton-Schulz kernels with torch.compile; on CPU
+    inductor builds C++ for each matrix shape, 10-30 s per process on the first step (every
+    test rank, every benchmark run), for no speed that matters at CPU sizes. The eager
+    functions are the same code. On GPUs the compiled ones are kept."""
+    from deepspeed.accelerator import get_accelerator
+    from deepspeed.runtime.zero.muon import muon_optimizer, original_muon
+
+    if get_accelerator().device_name() != "cpu":
+        return
+    for module in (original_muon, muon_optimizer):
+        for name in (
+            "muon_update",
+            "zeropower_via_newtonschulz5",
+            "zeropower_via_gram_newtonschulz",
+        ):
+            compiled = getattr(module, name, None)
+            eager = getattr(compiled, "_torchdynamo_orig_callable", None)
+            if eager is not None:
+                setattr(module, name, eager)
+
+
+def muon_with_adamw(model: torch.nn.Module, train: TrainConfig) -> torch.optim.Optimizer:
+    """DeepSpeed's MuonWithAuxAdam: Muon for the blocks' matrices (`is_muon_matrix`), a torch
+    AdamW for the rest (decay on the embedding and head, none on gains and biases).
+
+    Each parameter is tagged `use_muon`, which DeepSpeed's ZeRO 1/2 optimizer reads: it keeps
+    Muon's momentum per flat partition and orthogonalises the full matrix's update while it
+    fills the partition, so ZeRO's flattening does not lose the 2-D shape. (Its own "Muon"
+    config type would tag by names it expects, and would put our `tok_emb` under Muon.)"""
+    from deepspeed.runtime.zero.muon.muon_optimizer import MuonWithAuxAdam
+
+    muon_eager_on_cpu()
+    named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+    for name, param in named:
+        param.use_muon = is_muon_matrix(name, param)
+    adam = {"lr": train.lr, "betas": (0.9, 0.95), "eps": 1e-8, "use_muon": False}
+    groups = [
+        {
+            "params": [p for _, p in named if p.use_muon],
+            "use_muon": True,
+            "lr": train.muon_lr,
+            "momentum": train.muon_momentum,
+            "weight_decay": train.muon_weight_decay,
+        },
+        {"params": [p for _, p in named if not p.use_muon and p.dim() >= 2], **adam}
+        | {"weight_decay": train.weight_decay},
+        {"params": [p for _, p in named if p.dim() < 2], **adam} | {"weight_decay": 0.0},
+    ]
+    groups = [group for group in groups if group["params"]]  # as in adamw: no empty group
+    return MuonWithAuxAdam(groups, adam_optimizer=torch.optim.AdamW, adam_w_mode=True)
+
+
 def build_engine(
     model: torch.nn.Module,
     train: TrainConfig,
@@ -137,8 +199,9 @@ def build_engine(
         checkpoint_activations(model)
     if train.compile:
         model.compile()  # in place: parameter names stay those of the plain model
-    optimizer = adamw(model, train)
-    # LambdaLR multiplies each group's initial lr; DeepSpeed steps it once per optimizer step.
+    optimizer = muon_with_adamw(model, train) if train.optimizer == "muon" else adamw(model, train)
+    # LambdaLR multiplies each group's initial lr (Muon's and AdamW's alike: the schedule scales
+    # both by the same factor); DeepSpeed steps it once per optimizer step.
     # A plain function (not saved in checkpoints): the factor belongs to the guard's state.
     schedule = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda s: lr_factor() * lr_at(s, train) / train.lr

@@ -25,7 +25,8 @@ def param_count(cfg: ModelConfig) -> int:
     bias = cfg.bias
     attention = C * C + C * 2 * kv * head_dim + C * C  # q, kv and out projections
     attention += (C + 2 * kv * head_dim + C) if bias else 0
-    mlp = C * 2 * hidden + hidden * C + ((2 * hidden + C) if bias else 0)
+    ins = 1 if cfg.mlp == "relu2" else 2  # ReLU²: up only; SwiGLU: gate and up
+    mlp = C * ins * hidden + hidden * C + ((ins * hidden + C) if bias else 0)
     block = attention + mlp + 2 * C  # two RMSNorm gains
     head = 0 if cfg.tie_embeddings else V * C  # an untied head is a matrix of its own
     return V * C + head + cfg.n_layer * block + C  # embedding (+ head) + blocks + final norm

@@ -17,7 +17,7 @@ from typing import Any, Literal
 import numpy as np
 
 from model.checkpoint import TOKENIZER, load_model
-from model.hf import CheckpointError, refuse_non_empty, staging
+from model.hf import CheckpointError, refuse_non_empty, refuse_without_llama_equivalent, staging
 from model.tokenizer import PAD, end_of_text
 
 GgufType = Literal["f32", "f16"]
@@ -43,6 +43,7 @@ def gguf_names(n_layer: int, tied: bool) -> dict[str, str]:
 def gguf_tensors(model: Any) -> dict[str, np.ndarray]:
     """llama.cpp's tensor name -> float32 array, from our GPT."""
     cfg = model.cfg
+    refuse_without_llama_equivalent(cfg, "GGUF (llama.cpp's llama architecture)")
     if cfg.bias:
         raise CheckpointError(
             "model.bias = true: llama.cpp's llama architecture has no linear-layer biases; "

@@ -3,7 +3,10 @@
 Llama-style blocks: RMSNorm pre-norm, rotary position embedding (RoPE), grouped-query causal
 attention through `F.scaled_dot_product_attention`, a SwiGLU MLP, and an output head tied to the
 token embedding (or a matrix of its own, `tie_embeddings = False`, as some imported checkpoints
-have). Shapes in comments: B batch, T time, C n_embd, H heads, K kv heads, D head dim.
+have). Options from the modded-nanogpt speedrun, all off by default: RMSNorm of queries and keys
+(`qk_norm`), a ReLU² MLP (`mlp = "relu2"`), a tanh soft cap on the logits (`logit_softcap`) and
+zero-initialised output projections (`zero_init_proj`).
+Shapes in comments: B batch, T time, C n_embd, H heads, K kv heads, D head dim.
 The model knows nothing about DeepSpeed: parallelism is applied from outside (model/engine.py).
 """
 
@@ -11,6 +14,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Literal
 
 import torch
 import torch.nn as nn
@@ -55,14 +59,29 @@ class ModelConfig:
     tie_embeddings: bool = True
     """The output head reuses the token embedding matrix; False: a head of its own."""
     mlp_hidden: int = 0
-    """Width of the SwiGLU MLP's hidden layer; 0: ~8/3 n_embd rounded up to a multiple of 32."""
+    """Width of the MLP's hidden layer; 0: for SwiGLU ~8/3 n_embd rounded up to a multiple of
+    32, for ReLU² 4 n_embd (the same parameters either way)."""
     norm_eps: float = 1e-6
     """The RMSNorms' epsilon (> 0)."""
+    mlp: Literal["swiglu", "relu2"] = "swiglu"
+    """"swiglu": down(silu(gate(x)) * up(x)) (Llama); "relu2": down(relu(up(x))²), the
+    speedrun's non-gated MLP (no transformers Llama equivalent: export_hf refuses it)."""
+    qk_norm: bool = False
+    """RMSNorm (no gain) of each head's queries and keys before RoPE: bounded attention logits,
+    which lets a higher learning rate train (no Llama equivalent: export_hf refuses it)."""
+    logit_softcap: float = 0.0
+    """0 = off; else logits = cap * tanh(logits / cap), bounded in (-cap, cap) (the speedrun
+    uses 30, later 15; no Llama equivalent: export_hf refuses it)."""
+    zero_init_proj: bool = False
+    """Zero-initialise the attention and MLP output projections (each block starts as the
+    identity) and, when untied, the head; init only, so export is unaffected."""
 
     @property
     def hidden_size(self) -> int:
-        """The SwiGLU hidden width in use (`mlp_hidden`, or the default from n_embd)."""
-        return self.mlp_hidden or 32 * math.ceil(8 * self.n_embd / 3 / 32)
+        """The MLP's hidden width in use (`mlp_hidden`, or the default from n_embd)."""
+        if self.mlp_hidden:
+            return self.mlp_hidden
+        return 4 * self.n_embd if self.mlp == "relu2" else 32 * math.ceil(8 * self.n_embd / 3 / 32)
 
     def __post_init__(self) -> None:
         self.validate()
@@ -96,6 +115,14 @@ class ModelConfig:
         self._require(self.rope_theta > 0, "rope_theta", "rope_theta must be > 0")
         self._require(self.mlp_hidden >= 0, "mlp_hidden", "mlp_hidden must be >= 0 (0: default)")
         self._require(self.norm_eps > 0, "norm_eps", "norm_eps must be > 0")
+        self._require(
+            self.mlp in ("swiglu", "relu2"), "mlp", "mlp must be one of 'swiglu', 'relu2'"
+        )
+        self._require(
+            isinstance(self.logit_softcap, (int, float)) and self.logit_softcap >= 0,
+            "logit_softcap",
+            "logit_softcap must be >= 0 (0 = off; the speedrun uses 15 to 30)",
+        )
 
 
 # Named shapes (vocab_size 0: taken from the tokenizer); configs/*.toml use the same numbers.
@@ -175,6 +202,7 @@ class CausalSelfAttention(nn.Module):
         self.kv_proj = nn.Linear(cfg.n_embd, 2 * self.n_kv_head * self.head_dim, bias=cfg.bias)
         self.out_proj = nn.Linear(cfg.n_embd, cfg.n_embd, bias=cfg.bias)
         self.dropout = cfg.dropout
+        self.qk_norm, self.norm_eps = cfg.qk_norm, cfg.norm_eps
 
     def forward(
         self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, cache: KVCache | None = None
@@ -183,6 +211,9 @@ class CausalSelfAttention(nn.Module):
         q = self.q_proj(x).view(B, T, self.n_head, self.head_dim).transpose(1, 2)  # (B, H, T, D)
         k, v = self.kv_proj(x).view(B, T, 2, self.n_kv_head, self.head_dim).unbind(2)
         k, v = k.transpose(1, 2), v.transpose(1, 2)  # (B, K, T, D) each
+        if self.qk_norm:  # each head's vectors to unit RMS: q.k is bounded by D
+            q = F.rms_norm(q, (self.head_dim,), eps=self.norm_eps)
+            k = F.rms_norm(k, (self.head_dim,), eps=self.norm_eps)
         work = attention_dtype(x)
         q, k, v = apply_rope(q, cos, sin, work), apply_rope(k, cos, sin, work), v.to(work)
         if cache is not None:  # prepend the cached past: k, v become (B, K, past + T, D)
@@ -216,6 +247,19 @@ class SwiGLU(nn.Module):
         return self.down_proj(F.silu(gate) * up)
 
 
+class ReLU2(nn.Module):
+    """Non-gated MLP: down(relu(up(x))²), hidden 4C by default (the speedrun's MLP: as good as
+    SwiGLU per parameter there, and one matmul fewer per layer)."""
+
+    def __init__(self, cfg: ModelConfig) -> None:
+        super().__init__()
+        self.up_proj = nn.Linear(cfg.n_embd, cfg.hidden_size, bias=cfg.bias)
+        self.down_proj = nn.Linear(cfg.hidden_size, cfg.n_embd, bias=cfg.bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.down_proj(F.relu(self.up_proj(x)).square())
+
+
 class Block(nn.Module):
     """Pre-norm residual block: x + attn(norm(x)), then x + mlp(norm(x))."""
 
@@ -224,7 +268,7 @@ class Block(nn.Module):
         self.attn_norm = RMSNorm(cfg.n_embd, cfg.norm_eps)
         self.attn = CausalSelfAttention(cfg, layer)
         self.mlp_norm = RMSNorm(cfg.n_embd, cfg.norm_eps)
-        self.mlp = SwiGLU(cfg)
+        self.mlp = ReLU2(cfg) if cfg.mlp == "relu2" else SwiGLU(cfg)
         self.drop = nn.Dropout(cfg.dropout)
 
     def forward(
@@ -258,9 +302,16 @@ class GPT(nn.Module):
             self.lm_head.weight = self.tok_emb.weight  # tied: one (V, C) matrix read and written
         self.apply(self._init_weights)
         # GPT-2's scaled init: each residual branch adds to the stream 2 * n_layer times.
+        # zero_init_proj: zero instead, so each block starts as the identity and the untied head
+        # predicts uniformly (the speedrun's init).
         for name, p in self.named_parameters():
             if name.endswith(("out_proj.weight", "down_proj.weight")):
-                nn.init.normal_(p, mean=0.0, std=0.02 / math.sqrt(2 * cfg.n_layer))
+                if cfg.zero_init_proj:
+                    nn.init.zeros_(p)
+                else:
+                    nn.init.normal_(p, mean=0.0, std=0.02 / math.sqrt(2 * cfg.n_layer))
+        if cfg.zero_init_proj and not cfg.tie_embeddings:
+            nn.init.zeros_(self.lm_head.weight)
 
     @staticmethod
     def _init_weights(module: nn.Module) -> None:
@@ -296,6 +347,9 @@ class GPT(nn.Module):
         for block in self.blocks:
             x = block(x, cos, sin, cache)
         logits = self.lm_head(self.norm(x))  # (B, T, V)
+        if self.cfg.logit_softcap:  # in float32: tanh saturates early in bf16
+            cap = self.cfg.logit_softcap
+            logits = (cap * torch.tanh(logits.float() / cap)).type_as(logits)
         if targets is None:
             return logits, None
         # Cross-entropy in float32: bf16 logits lose precision in the log-sum-exp.

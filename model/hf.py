@@ -11,6 +11,10 @@ What differs is only how the tensors are laid out, so both directions are exact 
   and llama.cpp), transformers rotates (first half, second half). So each head's q and k rows
   are permuted: HF row j < D/2 is our row 2j, HF row D/2 + j is our row 2j + 1 (`to_halves`).
 
+Of the speedrun options (model/gpt.py) `zero_init_proj` only initialises, so it exports; a
+model with `qk_norm`, `mlp = "relu2"` or a `logit_softcap` has no Llama equivalent and export
+is refused, naming the option (`refuse_without_llama_equivalent`).
+
 An HF folder needs no custom code: `config.json` (LlamaForCausalLM), `model.safetensors` in
 transformers' names (float32), `tokenizer.json` + `tokenizer_config.json`
 (PreTrainedTokenizerFast, eos `<|endoftext|>`, pad `<|pad|>`; a `chat_template` for a fine-tuned
@@ -288,12 +292,32 @@ def tokenizer_config(block_size: int, vocab: Mapping[str, int], chat: bool) -> d
     return config
 
 
+def refuse_without_llama_equivalent(cfg: ModelConfig, target: str) -> None:
+    """Raise CheckpointError naming the model options that a transformers Llama (or llama.cpp's
+    llama, `target`) cannot compute: exported anyway, it would load and give other logits."""
+    reasons = {
+        "qk_norm": (cfg.qk_norm, "Llama has no RMSNorm of queries and keys"),
+        "mlp": (cfg.mlp != "swiglu", "Llama's MLP is gated SwiGLU, not the non-gated ReLU²"),
+        "logit_softcap": (cfg.logit_softcap > 0, "Llama has no soft cap of the logits"),
+    }
+    found = [
+        f"model.{key} = {getattr(cfg, key)!r} ({why})" for key, (on, why) in reasons.items() if on
+    ]
+    if found:
+        raise CheckpointError(
+            f"this model cannot be exported as {target}: {'; '.join(found)}. Its options have "
+            "no equivalent there, so the exported model would compute other logits; keep it "
+            "in our format (model.safetensors + config.json), or train with those options off"
+        )
+
+
 def export_hf(model_dir: Path | str, out_dir: Path | str, chat: bool = False) -> Path:
     """Write our exported model folder `model_dir` as an HF LlamaForCausalLM folder `out_dir`
     (which must not exist or be empty); `chat`: with the chat template of model/sft.py."""
     model_dir, out_dir = Path(model_dir), Path(out_dir)
     refuse_non_empty(out_dir)
     model, cfg = load_model(model_dir)
+    refuse_without_llama_equivalent(cfg, "an HF LlamaForCausalLM")
     tokenizer_path = model_dir / TOKENIZER
     if not tokenizer_path.is_file():
         raise CheckpointError(f"{tokenizer_path} is missing: an HF folder needs its tokenizer")

@@ -36,13 +36,16 @@ def hf_checkpoint(folder: Path, tokenizer_file: Path, kv: int, tied: bool) -> Pa
     return folder
 
 
-def our_model(folder: Path, tokenizer_file: Path, kv: int, tied: bool, bias: bool) -> Path:
-    """An exported random GPT; weights scaled up so logits are far from uniform (distinct
-    argmaxes: a greedy continuation then tests the layout, not ties)."""
+def our_model(
+    folder: Path, tokenizer_file: Path, kv: int, tied: bool, bias: bool, **options: object
+) -> Path:
+    """An exported random GPT (with ModelConfig `options`, the speedrun's); weights scaled up so
+    logits are far from uniform (distinct argmaxes: a greedy continuation then tests the
+    layout, not ties)."""
     vocab = load_tokenizer(tokenizer_file).get_vocab_size()
     cfg = ModelConfig(
         n_layer=2, n_head=4, n_kv_head=kv, n_embd=64, block_size=64, vocab_size=vocab,
-        tie_embeddings=tied, bias=bias, rope_theta=500.0,
+        tie_embeddings=tied, bias=bias, rope_theta=500.0, **options,
     )  # fmt: skip
     torch.manual_seed(0)
     model = GPT(cfg)

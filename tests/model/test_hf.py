@@ -16,7 +16,7 @@ from transformers import (
     AutoTokenizer,
 )
 
-from model.checkpoint import load_model
+from model.checkpoint import export_model, load_model
 from model.gguf_file import export_gguf
 from model.hf import CheckpointError, export_hf, import_hf, to_halves, to_pairs
 from model.sft import format_prompt
@@ -201,3 +201,43 @@ def test_gguf_export_reads_back_with_the_gguf_reader(
         assert list(tensors[name].shape) == list(reversed(tensor.shape)), name  # ggml order
         tolerance = 0 if dtype == "f32" or tensor.dim() == 1 else 2e-3 * float(tensor.abs().max())
         assert np.abs(data - tensor.numpy()).max() <= tolerance, name
+
+
+def test_zero_init_proj_only_initialises_so_its_model_exports(
+    tmp_path: Path, tokenizer_file: Path
+) -> None:
+    ours_dir = our_model(tmp_path / "ours", tokenizer_file, 2, False, False, zero_init_proj=True)
+    ours, cfg = load_model(ours_dir)
+    with torch.no_grad():  # as after training: the projections are no longer zero
+        for name, p in ours.named_parameters():
+            if name.endswith(("out_proj.weight", "down_proj.weight", "lm_head.weight")):
+                p.normal_(0, 0.1)
+    trained = export_model(ours, cfg, tmp_path / "trained", tokenizer_file)
+    theirs = AutoModelForCausalLM.from_pretrained(export_hf(trained, tmp_path / "hf")).eval()
+    ids = torch.randint(0, cfg.vocab_size, (2, 20), generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        assert (ours(ids)[0] - theirs(ids).logits).abs().max().item() < 1e-4
+
+
+@pytest.mark.parametrize(
+    ("option", "named"),
+    [
+        (dict(qk_norm=True), r"model\.qk_norm = True \(Llama has no RMSNorm of queries"),
+        (dict(mlp="relu2"), r"model\.mlp = 'relu2' \(Llama's MLP is gated SwiGLU"),
+        (dict(logit_softcap=30.0), r"model\.logit_softcap = 30\.0 \(Llama has no soft cap"),
+    ],
+)
+def test_options_with_no_llama_equivalent_are_refused_by_name(
+    tmp_path: Path, tokenizer_file: Path, option: dict, named: str
+) -> None:
+    ours_dir = our_model(tmp_path / "ours", tokenizer_file, 0, True, False, **option)
+    with pytest.raises(CheckpointError, match=r"cannot be exported as an HF LlamaForCausalLM: "):
+        export_hf(ours_dir, tmp_path / "hf")
+    with pytest.raises(CheckpointError, match=named):
+        export_hf(ours_dir, tmp_path / "hf")
+    with pytest.raises(CheckpointError, match=r"cannot be exported as GGUF.*" + named):
+        export_gguf(ours_dir, tmp_path / "gguf", "f32")
+    assert not (tmp_path / "hf").exists() or not any((tmp_path / "hf").iterdir())
+    assert not (tmp_path / "gguf").exists() or not any((tmp_path / "gguf").iterdir())
+    saved = load_model(ours_dir)[1]  # our own format records the options and loads them
+    assert all(getattr(saved, key) == value for key, value in option.items())
