@@ -12,6 +12,10 @@ a full stop followed by closing brackets or emphasis marks ("(Which was very lik
 "_the present book._"), words
 are counted with `split_words` (a character of Chinese or Japanese is a word), and in
 hard-wrapped text (books) the unit is the paragraph, not the wrapped line (`logical_lines`).
+A line of at least two whole sentences whose last words lack a full stop (a paragraph that
+extraction put on one line, ending in a signature or a title without punctuation) loses only
+that unterminated tail, counted in `c4_tails_trimmed`, instead of the whole line
+(`trim_unterminated_tail`; C4 itself removes the line).
 """
 
 from __future__ import annotations
@@ -38,6 +42,15 @@ CLOSERS = "\"'”’»)]_*"
 SENTENCE_END = re.compile(rf"[.!?]+[{re.escape(CLOSERS)}]*(?:\s+|$)|[。！？]+")
 
 
+def terminated_part(line: str) -> str:
+    """`line` up to the end of its last whole sentence, or "" if fewer than two sentences
+    end in it before an unterminated tail."""
+    ends = list(SENTENCE_END.finditer(line))
+    if len(ends) < 2 or ends[-1].end() >= len(line):
+        return ""
+    return line[: ends[-1].end()].rstrip()
+
+
 def count_sentences(line: str) -> int:
     """Sentences in a line: runs of text closed by ., ! or ? (at least one if non-empty)."""
     pieces = [p for p in SENTENCE_END.split(line) if p.strip()]
@@ -59,6 +72,9 @@ class C4Config(Checked):
     """A line with a longer word is removed (>= 1)."""
     filter_curly_bracket: bool = True
     """Drop documents with a curly bracket (code) in a kept line."""
+    trim_unterminated_tail: bool = True
+    """A line of two or more whole sentences that ends without punctuation keeps those
+    sentences and loses the tail (C4 removes the whole line: set false for that)."""
 
     def check(self) -> None:
         self.at_least(0, "min_sentences", "min_words_per_line")
@@ -69,7 +85,7 @@ class C4QualityFilter(DocumentFilter):
     """The C4 heuristics: rewrites the text to its kept lines, drops by document rules."""
 
     name = "c4"
-    counters = ("c4_lines_removed",)
+    counters = ("c4_lines_removed", "c4_tails_trimmed")
 
     def __init__(self, config: C4Config | None = None) -> None:
         self.config = config or C4Config()
@@ -78,8 +94,9 @@ class C4QualityFilter(DocumentFilter):
         cfg = self.config
         lines, separator = logical_lines(doc["text"])
         kept: list[str] = []
-        sentences = 0
+        sentences = tails = 0
         for raw in lines:
+            trimmed = False
             line = raw.strip()
             line_words = split_words(line)
             if any(len(w) > cfg.max_word_length for w in line_words):
@@ -87,7 +104,11 @@ class C4QualityFilter(DocumentFilter):
             line = CITATION.sub("", line)
             closed = line.rstrip(CLOSERS) or line
             if not closed.endswith(END_PUNCTUATION) and not line.endswith(END_PUNCTUATION):
-                continue
+                line = terminated_part(line) if cfg.trim_unterminated_tail else ""
+                if not line:
+                    continue
+                trimmed = True
+                closed = line.rstrip(CLOSERS) or line
             if closed.endswith("...") or line.endswith("..."):
                 continue
             if len(line_words) < cfg.min_words_per_line:
@@ -100,9 +121,12 @@ class C4QualityFilter(DocumentFilter):
             if cfg.filter_curly_bracket and "{" in line:
                 return False, "c4_curly_bracket"
             sentences += count_sentences(line)
+            tails += trimmed
             kept.append(line)
         if sentences < cfg.min_sentences:
             return False, "c4_too_few_sentences"
         self.count(doc, "c4_lines_removed", len(lines) - len(kept))
+        if tails:
+            self.count(doc, "c4_tails_trimmed", tails)
         doc["text"] = separator.join(kept).strip()
         return True

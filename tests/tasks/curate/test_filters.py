@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tasks.curate.filters.c4 import C4QualityFilter
+from tasks.curate.filters.c4 import C4Config, C4QualityFilter
 from tasks.curate.filters.fineweb import FineWebQualityFilter
 from tasks.curate.filters.gopher_quality import GopherQualityFilter
 from tasks.curate.filters.gopher_repetition import GopherRepetitionFilter
@@ -58,6 +58,20 @@ def test_c4_removes_lines_without_terminal_punctuation():
     d = doc(PROSE + "Share this page\nMenu Home About")
     assert C4QualityFilter().filter(d) is True
     assert d["text"] == PROSE.strip() and d["counts"] == {"c4_lines_removed": 2}
+
+
+def test_c4_trims_an_unterminated_tail_but_not_a_one_sentence_line():
+    # a paragraph extracted onto one line, its closing title without a full stop (a real gold
+    # body of the extraction benchmark ends "... encontrar em sua vida Um Amor de Verdade")
+    line = "Gostar é sentir com a alma. Cada um é o único responsável. Só quem se ama encontra"
+    d = doc(PROSE + line + "\nPosted by Ana. Read more")
+    assert C4QualityFilter().filter(d) is True
+    assert d["text"] == PROSE + "Gostar é sentir com a alma. Cada um é o único responsável."
+    assert d["counts"] == {"c4_lines_removed": 1, "c4_tails_trimmed": 1}
+    strict = C4QualityFilter(C4Config(trim_unterminated_tail=False))
+    d = doc(PROSE + line)
+    assert strict.filter(d) is True and d["text"] == PROSE.strip()
+    assert d["counts"] == {"c4_lines_removed": 1}
 
 
 def test_links_block_domains_and_url_words_and_strip_url_lines():
