@@ -106,7 +106,8 @@ class TrackingConfig(Checked):
 
 @dataclass
 class CrawlConfig(Checked):
-    """What to collect. No `seeds`: serve the embedded pydoc site on 127.0.0.1 and crawl it."""
+    """What to collect. No `seeds`, `sitemaps` or `feeds`: serve the embedded pydoc site on
+    127.0.0.1 and crawl it."""
 
     section: ClassVar[str] = "crawl"
 

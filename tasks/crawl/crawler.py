@@ -5,9 +5,11 @@ partitioned by host (joined with the previous crawl's validators on a re-crawl);
 fetch pages and extract links (`worker.fetch_partition`); the level's pages are appended to
 `out_dir/pages` and only the discovered links come back to the driver to make the next
 level. Every URL met ends as one row: fetched, or with the reason it was not ('budget:
-max_depth', 'scope: ...'). With no `crawl.seeds` and no `crawl.sitemaps`, the embedded pydoc
-site is generated, served on 127.0.0.1 (which is then allowed) for the duration of the crawl,
-and crawled from its front page; the driver serves it, so it suits local mode.
+max_depth', 'scope: ...'). With no `crawl.seeds`, `crawl.sitemaps` or `crawl.feeds`, the
+embedded pydoc site is generated, served on 127.0.0.1 (which is then allowed) for the duration
+of the crawl, and crawled from its front page; the driver serves it, so it suits local mode.
+News (`crawl.feeds`, a news sitemap's entries, the embedded site's feed with
+`crawl.site_feed_items`) is read after the web crawl into `out_dir/news` (`feeds.ingest_news`).
 """
 
 from __future__ import annotations
@@ -50,14 +52,17 @@ def crawl(
     out_dir: Path,
     on_progress: Callable[[int, int], None] | None = None,
 ) -> dict[str, Any]:
-    """Crawl the seeds and sitemaps (default: the embedded pydoc site) into `out_dir/pages`,
-    ingest books and the other sources; return the counts. `on_progress(pages fetched,
+    """Crawl the seeds and sitemaps (default, without feeds too: the embedded pydoc site) into
+    `out_dir/pages`, the feeds' new items into `out_dir/news`, ingest books and the other
+    sources; return the counts. `on_progress(pages fetched,
     max_pages)` is called after each level."""
     out_dir.mkdir(parents=True, exist_ok=True)
     stats: dict[str, Any] = {}
     news: list[FeedItem] = []  # a news sitemap's entries, crawled with the feeds
     if config.seeds or config.sitemaps:
         stats.update(crawl_web(spark, config.seeds, config, out_dir / "pages", on_progress, news))
+        stats.update(_news(spark, config, out_dir, news))
+    elif config.feeds:  # news only: no web crawl, no embedded site
         stats.update(_news(spark, config, out_dir, news))
     else:
         with tempfile.TemporaryDirectory(prefix="lmforge-pydoc-site-") as folder:
