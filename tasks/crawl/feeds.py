@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import calendar
 import json
+import re
 import time
 from collections import Counter
 from collections.abc import Iterable
@@ -50,6 +51,25 @@ class FeedItem(NamedTuple):
 
 class FeedError(ValueError):
     """A feed that yields no items, with the reason ('feed: ...')."""
+
+
+SLASH_DATE = re.compile(r"(\d{4})/(\d{1,2})/(\d{1,2})(?:\s+(\d{1,2}):(\d{2})(?::(\d{2}))?)?")
+
+
+def _slash_date(value: str) -> time.struct_time | None:
+    """`2020/1/10 14:33:00` (year/month/day, no zone: taken as UTC), which feedparser's own
+    handlers misread (as 2020-12-01); None for any other form, left to feedparser."""
+    found = SLASH_DATE.fullmatch(value.strip())
+    if found is None:
+        return None
+    parts = [int(p) if p else 0 for p in found.groups()]
+    try:
+        return datetime(*parts, tzinfo=UTC).utctimetuple()
+    except ValueError:
+        return None
+
+
+feedparser.registerDateHandler(_slash_date)  # tried before feedparser's built-in handlers
 
 
 def _iso(parsed: time.struct_time | None) -> str:

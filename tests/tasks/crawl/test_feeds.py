@@ -205,6 +205,9 @@ def test_the_shared_corpus_feeds_all_parse(shared_corpus: Path) -> None:
         assert (len(items), dropped) == (count, Counter()), name
         assert all(item.guid and item.link.startswith("http") for item in items), name
         assert sum(bool(item.published_at) for item in items) == count, name
+    # kc0011.rss's `2020/1/10 14:33:00` (feedparser alone reads it as 2020-12-01).
+    kc, _ = parse_feed((folder / "kc0011.rss").read_bytes(), "kc0011.rss")
+    assert kc[0].published_at == "2020-01-10T14:33:00Z"
     entries = news_entries((folder / "news_sitemap.xml").read_bytes(), "s", 10**6)
     assert [e.published_at[:10] for e in entries][:2] == ["2020-05-11", "2020-05-11"]
 
