@@ -106,14 +106,23 @@ class TrackingConfig(Checked):
 
 @dataclass
 class CrawlConfig(Checked):
-    """What to collect. No `seeds`: serve the embedded pydoc site on 127.0.0.1 and crawl it."""
+    """What to collect. No `seeds`, `sitemaps` or `feeds`: serve the embedded pydoc site on
+    127.0.0.1 and crawl it."""
 
     section: ClassVar[str] = "crawl"
 
     seeds: list[str] = field(default_factory=list)
     """Start URLs (http or https); empty = the embedded pydoc site."""
     sitemaps: list[str] = field(default_factory=list)
-    """sitemap.xml / sitemap index URLs whose URLs are crawled too."""
+    """sitemap.xml / sitemap index URLs whose URLs are crawled too; a Google News sitemap's
+    entries are news items (`source = "news"`, like `feeds`)."""
+    feeds: list[str] = field(default_factory=list)
+    """News feeds (RSS 2.0, RSS 1.0, Atom, JSON Feed): URLs or local paths; each new item's
+    article is fetched and written to `<crawl>/news` with `meta.published_at`, `meta.feed`,
+    `meta.guid`."""
+    site_feed_items: int = 0
+    """Embedded pydoc site only: its RSS feed (`/feed.xml`) lists this many of its pages, which
+    are then crawled as news too; 0: the feed is not read (>= 0)."""
     site_modules: int = 300
     """Modules of the embedded pydoc site (>= 1)."""
     max_pages: int = 400
@@ -202,7 +211,9 @@ class CrawlConfig(Checked):
                     self.fail(key, f"{pattern!r} is not a valid regex: {err}")
         self.at_least(1, "site_modules", "max_pages", "max_bytes", "max_file_bytes")
         self.at_least(1, "host_concurrency", "host_threads", "partitions")
-        self.at_least(0, "max_depth", "max_pages_per_host", "max_retries", "max_redirects")
+        self.at_least(
+            0, "site_feed_items", "max_depth", "max_pages_per_host", "max_retries", "max_redirects"
+        )
         self.at_least(0, "backoff_s", "max_retry_after_s", "host_delay_s", "max_crawl_delay_s")
         self.positive("time_budget_s", "timeout_s", "connect_timeout_s", "read_timeout_s")
         self.require(bool(self.user_agent.strip()), "user_agent", "user_agent must not be empty")

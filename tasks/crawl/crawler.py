@@ -5,9 +5,11 @@ partitioned by host (joined with the previous crawl's validators on a re-crawl);
 fetch pages and extract links (`worker.fetch_partition`); the level's pages are appended to
 `out_dir/pages` and only the discovered links come back to the driver to make the next
 level. Every URL met ends as one row: fetched, or with the reason it was not ('budget:
-max_depth', 'scope: ...'). With no `crawl.seeds` and no `crawl.sitemaps`, the embedded pydoc
-site is generated, served on 127.0.0.1 (which is then allowed) for the duration of the crawl,
-and crawled from its front page; the driver serves it, so it suits local mode.
+max_depth', 'scope: ...'). With no `crawl.seeds`, `crawl.sitemaps` or `crawl.feeds`, the
+embedded pydoc site is generated, served on 127.0.0.1 (which is then allowed) for the duration
+of the crawl, and crawled from its front page; the driver serves it, so it suits local mode.
+News (`crawl.feeds`, a news sitemap's entries, the embedded site's feed with
+`crawl.site_feed_items`) is read after the web crawl into `out_dir/news` (`feeds.ingest_news`).
 """
 
 from __future__ import annotations
@@ -27,10 +29,11 @@ from pyspark.sql import functions as F
 
 from tasks.config import CrawlConfig
 from tasks.crawl.books import ingest_books
+from tasks.crawl.feeds import FeedItem, ingest_news
 from tasks.crawl.frontier import Frontier
 from tasks.crawl.links import host_partition, normalise_url, url_host
 from tasks.crawl.other_sources import ingest_other_sources
-from tasks.crawl.pydoc_site import generate_site, serve_site
+from tasks.crawl.pydoc_site import SITE_FEED, generate_site, serve_site, write_feed
 from tasks.crawl.records import FETCHED_SCHEMA, ROW_GROUP_BYTES
 from tasks.crawl.scope import Scope, crawl_scope
 from tasks.crawl.sitemap import sitemap_urls
@@ -49,13 +52,18 @@ def crawl(
     out_dir: Path,
     on_progress: Callable[[int, int], None] | None = None,
 ) -> dict[str, Any]:
-    """Crawl the seeds and sitemaps (default: the embedded pydoc site) into `out_dir/pages`,
-    ingest books and the other sources; return the counts. `on_progress(pages fetched,
+    """Crawl the seeds and sitemaps (default, without feeds too: the embedded pydoc site) into
+    `out_dir/pages`, the feeds' new items into `out_dir/news`, ingest books and the other
+    sources; return the counts. `on_progress(pages fetched,
     max_pages)` is called after each level."""
     out_dir.mkdir(parents=True, exist_ok=True)
     stats: dict[str, Any] = {}
+    news: list[FeedItem] = []  # a news sitemap's entries, crawled with the feeds
     if config.seeds or config.sitemaps:
-        stats.update(crawl_web(spark, config.seeds, config, out_dir / "pages", on_progress))
+        stats.update(crawl_web(spark, config.seeds, config, out_dir / "pages", on_progress, news))
+        stats.update(_news(spark, config, out_dir, news))
+    elif config.feeds:  # news only: no web crawl, no embedded site
+        stats.update(_news(spark, config, out_dir, news))
     else:
         with tempfile.TemporaryDirectory(prefix="lmforge-pydoc-site-") as folder:
             started = time.monotonic()
@@ -70,9 +78,24 @@ def crawl(
             )
             with serve_site(Path(folder)) as front_page:
                 stats.update(crawl_web(spark, [front_page], local, out_dir / "pages", on_progress))
+                if config.site_feed_items:
+                    modules = manifest["rendered"]
+                    write_feed(Path(folder), front_page, modules, config.site_feed_items)
+                    site_feed = f"{front_page}{SITE_FEED}"
+                    local = dataclasses.replace(local, feeds=[*config.feeds, site_feed])
+                stats.update(_news(spark, local, out_dir, news))
     stats["books"] = ingest_books(spark, config.books_dir, out_dir / "books")
     stats.update(ingest_other_sources(spark, config, out_dir))
     return stats
+
+
+def _news(
+    spark: SparkSession, config: CrawlConfig, out_dir: Path, news: list[FeedItem]
+) -> dict[str, Any]:
+    """`crawl.feeds` and a news sitemap's items into `out_dir/news`: {"news": counts}, or {}."""
+    deadline = time.time() + config.time_budget_s
+    found = ingest_news(spark, config, out_dir / "news", deadline, news)
+    return {"news": found} if found else {}
 
 
 def crawl_web(
@@ -81,16 +104,18 @@ def crawl_web(
     config: CrawlConfig,
     pages_dir: Path,
     on_progress: Callable[[int, int], None] | None = None,
+    news: list[FeedItem] | None = None,
 ) -> dict[str, Any]:
     """Breadth-first from `seeds` and `crawl.sitemaps` within the crawl's limits and time
-    budget; each URL is fetched once. Returns counts by outcome. (`config`'s limits were
-    checked when it was built: CrawlConfig.check; `seeds` are checked here.)"""
+    budget; each URL is fetched once. Returns counts by outcome. A news sitemap's entries go
+    to `news` when it is given, not to the crawl. (`config`'s limits were checked when it was
+    built: CrawlConfig.check; `seeds` are checked here.)"""
     started = time.time()
     deadline = started + config.time_budget_s
     level = sorted({_checked_seed(seed) for seed in seeds})
     stats: dict[str, Any] = {}
     if config.sitemaps:
-        listed, stats["sitemaps"] = sitemap_urls(config.sitemaps, config, deadline)
+        listed, stats["sitemaps"] = sitemap_urls(config.sitemaps, config, deadline, news)
         level = sorted({*level, *listed})
     scope = crawl_scope(config, level)
     previous = previous_pages(spark, config.previous_output)

@@ -1,7 +1,8 @@
 """The embedded default website: the standard library's pydoc pages, served on 127.0.0.1.
 
 `generate_site` renders the pages in a separate isolated interpreter (see `pydoc_render`);
-`serve_site` serves a folder over HTTP on a free local port for the duration of a `with` block.
+`serve_site` serves a folder over HTTP on a free local port for the duration of a `with` block;
+`write_feed` adds an RSS 2.0 feed of its first pages (`SITE_FEED`), so the news path runs too.
 Together they give the crawler a real, linked, text-rich site on any machine with Python.
 """
 
@@ -14,12 +15,16 @@ import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
+from email.utils import format_datetime
 from functools import partial
+from html import escape
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 RENDER_SCRIPT = Path(__file__).with_name("pydoc_render.py")
+SITE_FEED = "feed.xml"  # the embedded site's RSS feed, beside index.html
 
 
 def generate_site(modules: int, folder: Path, timeout_s: float = 600.0) -> dict[str, Any]:
@@ -75,3 +80,29 @@ def serve_site(folder: Path, host: str = "127.0.0.1") -> Iterator[str]:
         server.shutdown()
         server.server_close()
         thread.join()
+
+
+def write_feed(folder: Path, front_page: str, modules: list[str], items: int) -> Path:
+    """Write `folder/feed.xml`: an RSS 2.0 feed of the first `items` module pages of the site
+    served at `front_page`, each with its page's modification time as `pubDate` and the
+    module's name as a permanent guid (the same across ports and re-renders)."""
+    entries = []
+    for name in modules[:items]:
+        page = folder / f"{name}.html"
+        when = datetime.fromtimestamp(page.stat().st_mtime, UTC)
+        entries.append(
+            f"<item><title>{escape(name)}</title><link>{escape(front_page)}{escape(name)}.html"
+            f'</link><guid isPermaLink="false">pydoc:{escape(name)}</guid>'
+            f"<pubDate>{format_datetime(when)}</pubDate></item>"
+        )
+    feed = (
+        '<?xml version="1.0" encoding="UTF-8"?>\n<rss version="2.0"><channel>'
+        f"<title>pydoc</title><link>{escape(front_page)}</link>"
+        f"<description>Python standard library documentation</description>{''.join(entries)}"
+        "</channel></rss>\n"
+    )
+    path = folder / SITE_FEED
+    partial_path = path.with_suffix(".xml.tmp")
+    partial_path.write_text(feed, encoding="utf-8")
+    partial_path.replace(path)
+    return path

@@ -20,13 +20,23 @@ from tasks.crawl.crawler import crawl
 
 
 def crawl_rows(stats: dict[str, Any]) -> list[dict[str, Any]]:
-    """The crawl's funnel: pages fetched, answered 2xx, and failed by error kind."""
+    """The crawl's funnel: pages fetched, answered 2xx, and failed by error kind; news articles,
+    items dropped by reason and feeds that could not be read."""
     rows = [
         {"stage": "fetched", "documents": stats.get("pages_fetched", 0), "reason": ""},
         {"stage": "ok (2xx)", "documents": stats.get("pages_ok", 0), "reason": ""},
     ]
     for kind, count in stats.get("errors", {}).items():
         rows.append({"stage": "error", "documents": count, "reason": kind})
+    news = stats.get("news") or {}
+    if news:
+        rows.append(
+            {"stage": "news articles", "documents": news.get("articles_ok", 0), "reason": ""}
+        )
+        for reason, count in news.get("items_dropped", {}).items():
+            rows.append({"stage": "news item dropped", "documents": count, "reason": reason})
+        for feed, reason in news.get("feed_errors", {}).items():
+            rows.append({"stage": "news feed error", "documents": 0, "reason": f"{feed}: {reason}"})
     if isinstance(stats.get("books"), int):
         rows.append({"stage": "books", "documents": stats["books"], "reason": ""})
     return rows

@@ -207,6 +207,7 @@ BATCH_ROWS = 200
 JUDGES = {
     "pages": judge_pages,
     "warc": judge_warc,
+    "news": judge_warc,
     "books": judge_documents,
     "dumps": judge_documents,
 }

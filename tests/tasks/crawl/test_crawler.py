@@ -203,10 +203,15 @@ def test_sitemaps_seed_and_a_recrawl_keeps_unchanged_pages(
 
 
 def test_crawl_defaults_to_the_embedded_pydoc_site(spark, tmp_path):
-    config = CrawlConfig(site_modules=20, max_depth=1, max_pages=50)
+    config = CrawlConfig(site_modules=20, max_depth=1, max_pages=50, site_feed_items=3)
     stats = crawl(spark, config, tmp_path / "out")
     pages = spark.read.parquet(str(tmp_path / "out" / "pages")).where("outcome = 'ok'")
     assert stats["site"]["modules_rendered"] == 20 and stats["books"] == 0
     assert stats["pages_fetched"] == stats["pages_ok"] == pages.count() == 21
     assert pages.where("depth = 1 and html like '%<title>Python: %'").count() == 20
     assert not (tmp_path / "out" / "books").exists()
+    # The site's RSS feed: its first 3 pages, fetched again as news.
+    assert stats["news"]["feed_errors"] == {} and stats["news"]["articles_ok"] == 3
+    news = spark.read.parquet(str(tmp_path / "out" / "news")).collect()
+    assert {r["source"] for r in news} == {"news"} and len(news) == 3
+    assert all(r["meta"]["guid"].startswith("pydoc:") and r["meta"]["published_at"] for r in news)
