@@ -11,6 +11,7 @@ from pathlib import Path
 import zstandard
 
 from tasks.config import CrawlConfig
+from tasks.crawl.other_sources import ingest_other_sources
 from tasks.crawl.records import DOCUMENT_SCHEMA
 from tasks.crawl.social import (
     author_hash,
@@ -146,9 +147,9 @@ def test_bad_input_is_counted_and_the_rest_is_read(tmp_path: Path) -> None:
 def test_ingest_messages_and_threads(spark, tmp_path: Path) -> None:
     (tmp_path / "bad.zst").write_bytes(PUSHSHIFT.read_bytes()[:-200])
     (tmp_path / "again.json").write_bytes(REDDIT.read_bytes())  # the same 3 messages: kept once
-    paths = [str(DATA / "*"), str(tmp_path / "*"), str(REDDIT)]  # REDDIT twice: read once
+    paths = [str(DATA / "*.json*"), str(DATA / "*.zst"), str(tmp_path / "*"), str(REDDIT)]
     config = CrawlConfig(social_paths=paths, social_salt="test-salt")
-    counts = ingest_social(spark, config, tmp_path / "messages")
+    counts = ingest_other_sources(spark, config, tmp_path / "crawl")["social"]
     assert counts == {
         "files": 6,
         "messages": 29,
@@ -157,8 +158,8 @@ def test_ingest_messages_and_threads(spark, tmp_path: Path) -> None:
         "skipped_activitypub_announce_no_content": 5,
         "skipped_file_truncated_zst": 1,
     }
-    rows = spark.read.parquet(str(tmp_path / "messages")).collect()
-    assert spark.read.parquet(str(tmp_path / "messages")).columns == DOCUMENT_SCHEMA.names
+    rows = spark.read.parquet(str(tmp_path / "crawl" / "social")).collect()
+    assert spark.read.parquet(str(tmp_path / "crawl" / "social")).columns == DOCUMENT_SCHEMA.names
     assert {r["source"] for r in rows} == {"social"}
     assert Counter(r["meta"]["platform"] for r in rows) == {
         "reddit": 11,
