@@ -368,24 +368,34 @@ def with_threads(messages: list[dict[str, Any]]) -> None:
 
 
 def social_messages(location: str, config: CrawlConfig) -> Iterator[tuple]:
-    """('message', platform, id, thread_id, message) and ('skip', reason) items of one file."""
-    found: list[dict[str, Any]] = []
+    """('message', platform, id, thread_id, message) and ('skip', reason) items of one file.
+
+    Messages that carry their thread (Reddit `link_id`, ActivityPub `conversation`) stream
+    through, so a large NDJSON dump is not held in memory; the others (Mastodon statuses) are
+    held until the file is read and their threads follow from the reply chains in it."""
+    name, pending = source_name(location), []
     try:
         with open_source(location, config) as stream:
-            found.extend(file_messages(lines_of(decompressed(stream))))
+            for found in file_messages(lines_of(decompressed(stream))):
+                if "skip" in found:
+                    yield ("skip", found["skip"])
+                elif found["thread_id"]:
+                    yield (
+                        "message",
+                        found["platform"],
+                        found["id"],
+                        found["thread_id"],
+                        {**found, "file": name},
+                    )
+                else:
+                    pending.append(found)
     except BadFile as err:
         # The messages read before a truncation are kept; the file is counted as bad.
         yield ("skip", f"file_{err.reason}")
         print(f"crawl.social_paths: {location}: {err}")  # noqa: T201 (executor log)
-    messages = [m for m in found if "skip" not in m]
-    with_threads(messages)
-    for skipped in found:
-        if "skip" in skipped:
-            yield ("skip", skipped["skip"])
-    name = source_name(location)
-    for m in messages:
-        m["file"] = name
-        yield ("message", m["platform"], m["id"], m["thread_id"], m)
+    with_threads(pending)
+    for m in pending:
+        yield ("message", m["platform"], m["id"], m["thread_id"], {**m, "file": name})
 
 
 def message_record(m: dict[str, Any], salt: str, ingested_at: str) -> tuple:
