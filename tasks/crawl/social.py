@@ -315,8 +315,8 @@ def object_messages(value: Any) -> Iterator[dict[str, Any]]:
 
 
 def file_messages(lines: Iterator[str]) -> Iterator[dict[str, Any]]:
-    """Messages of a file's lines: NDJSON when its first line is a whole object and more
-    lines follow; else the whole file is one JSON document."""
+    """Messages of a file's lines: NDJSON (streamed) when its first line is a whole object and
+    more lines follow; else the whole file is one JSON document (read into memory)."""
     first = next((line for line in lines if line.strip()), None)
     if first is None:
         raise BadFile("empty", "the file holds no data")
@@ -325,7 +325,10 @@ def file_messages(lines: Iterator[str]) -> Iterator[dict[str, Any]]:
     except json.JSONDecodeError:
         head = None
     second = next((line for line in lines if line.strip()), None)
-    if head is None or second is None:  # one JSON document, maybe over several lines
+    if second is None and head is not None:  # a one-line (minified) JSON document
+        yield from object_messages(head)
+        return
+    if head is None or second is None:  # one JSON document over several lines, read whole
         text = "\n".join([first, *([second] if second else []), *lines])
         try:
             value = json.loads(text)
