@@ -190,6 +190,15 @@ class CrawlConfig(Checked):
     JSONL/Parquet row's text is in `dump_text_field`, a .txt file is one document."""
     dump_text_field: str = "text"
     """The text column of a JSONL/Parquet dump."""
+    social_paths: list[str] = field(default_factory=list)
+    """Social-media message dumps (paths, globs or URLs; plain, .gz or .zst): Reddit API JSON
+    or Pushshift-style NDJSON, Mastodon API statuses, ActivityPub outboxes (tasks/crawl/social.py);
+    the format is read from the content."""
+    social_assemble: Literal["message", "thread"] = "message"
+    """One document per message, or per thread (its messages in reply order)."""
+    social_salt: str = "lmforge-social-v1"
+    """Salt of `meta.author_hash` (sha256 of salt, platform and author). The default is public,
+    so set your own secret value to make hashes hard to link to accounts."""
     max_file_bytes: int = 1_000_000_000
     """A remote WARC/dump/book file is fetched whole into memory, up to this size (>= 1)."""
 

@@ -170,7 +170,7 @@ def judge_warc(records: Iterable[Record], config: ExtractConfig) -> Iterator[dic
 
 
 def judge_documents(documents: Iterable[Record], config: ExtractConfig) -> Iterator[dict[str, Any]]:
-    """Document records (books, dumps) to judged records, with language and length checked."""
+    """Document records (books, dumps, social) to judged records, language and length checked."""
     for document in documents:
         record = dict(document)
         if (record["meta"] or {}).get("fetch_error"):  # a book URL that could not be fetched
@@ -210,6 +210,7 @@ JUDGES = {
     "news": judge_warc,
     "books": judge_documents,
     "dumps": judge_documents,
+    "social": judge_documents,
 }
 KEPT_ARROW = JUDGED_ARROW.remove(JUDGED_ARROW.get_field_index("drop_reason"))
 

@@ -92,6 +92,7 @@ def test_every_input_is_kept_or_dropped_with_its_reason(spark, crawl_dir, tmp_pa
         "input_news": 0,
         "input_books": 2,
         "input_dumps": 0,
+        "input_social": 0,
         "kept": 3,
         "langs": {"en": 3},
         "dropped_extraction_empty": 1,
@@ -211,6 +212,7 @@ def test_work_items_are_row_groups_sliced_when_large(spark, tmp_path: Path) -> N
         "input_news": 0,
         "input_books": 0,
         "input_dumps": 0,
+        "input_social": 0,
     }
     assert [(i.start, i.stop) for i in items] == [(s, min(s + 7, 40)) for s in range(0, 40, 7)]
     assert {(item.folder, item.row_group) for item in items} == {("pages", 0)}
