@@ -51,6 +51,11 @@ def terminated_part(line: str) -> str:
     return line[: ends[-1].end()].rstrip()
 
 
+def ends_with(line: str, suffix: str | tuple[str, ...]) -> bool:
+    """Whether `line` ends with `suffix`, before or after its closing quotes and brackets."""
+    return line.endswith(suffix) or (line.rstrip(CLOSERS) or line).endswith(suffix)
+
+
 def count_sentences(line: str) -> int:
     """Sentences in a line: runs of text closed by ., ! or ? (at least one if non-empty)."""
     pieces = [p for p in SENTENCE_END.split(line) if p.strip()]
@@ -102,14 +107,12 @@ class C4QualityFilter(DocumentFilter):
             if any(len(w) > cfg.max_word_length for w in line_words):
                 continue
             line = CITATION.sub("", line)
-            closed = line.rstrip(CLOSERS) or line
-            if not closed.endswith(END_PUNCTUATION) and not line.endswith(END_PUNCTUATION):
+            if not ends_with(line, END_PUNCTUATION):
                 line = terminated_part(line) if cfg.trim_unterminated_tail else ""
                 if not line:
                     continue
                 trimmed = True
-                closed = line.rstrip(CLOSERS) or line
-            if closed.endswith("...") or line.endswith("..."):
+            if ends_with(line, "..."):
                 continue
             if len(line_words) < cfg.min_words_per_line:
                 continue
