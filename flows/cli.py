@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from flows.outputs import STEPS
 from tasks.config import ConfigError, LmforgeConfig, load_config
 
 REQUIRED_PROGRAMS = {
@@ -50,15 +51,25 @@ def format_summary(summary: dict[str, Any], seconds: float) -> str:
         "",
         f"lmforge pipeline finished in {seconds:.0f} s",
         f"  pages fetched        {summary['pages_fetched']}",
-        f"  documents extracted  {summary['documents_extracted']}",
-        f"  documents kept       {summary['documents_kept']}",
-        f"  tokens (train / val) {summary['tokens_train']} / {summary['tokens_val']}",
-        f"  final train loss     {summary['train_final_loss']:.4f}",
-        f"  validation loss      {summary['val_loss']:.4f}",
-        f"  validation perplexity {summary['val_perplexity']:.2f}",
-        f"  registered model     {summary['model_name']} version {summary['model_version']}",
-        "  steps:",
     ]
+    if summary["documents_extracted"] is not None:
+        lines.append(f"  documents extracted  {summary['documents_extracted']}")
+    if summary["documents_kept"] is not None:
+        lines.append(f"  documents kept       {summary['documents_kept']}")
+    if "tokenize" in summary["steps"]:
+        lines.append(f"  tokens (train / val) {summary['tokens_train']} / {summary['tokens_val']}")
+    if summary["train_final_loss"] is not None:
+        lines.append(f"  final train loss     {summary['train_final_loss']:.4f}")
+    if summary["val_loss"] is not None:
+        lines += [
+            f"  validation loss      {summary['val_loss']:.4f}",
+            f"  validation perplexity {summary['val_perplexity']:.2f}",
+        ]
+    if summary["model_version"] is not None:
+        lines.append(
+            f"  registered model     {summary['model_name']} version {summary['model_version']}"
+        )
+    lines.append("  steps:")
     for name, step in summary["steps"].items():
         state = "skipped (already complete)" if step["skipped"] else "ran"
         lines.append(f"    {name:<9} {state:<27} {step['path']}")
@@ -87,7 +98,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from flows.pipeline import pipeline  # imported late: PREFECT_HOME must be set first
 
     started = time.monotonic()
-    summary = pipeline(config_path=args.config, overrides=args.set)
+    summary = pipeline(config_path=args.config, overrides=args.set, until=args.until)
     if args.summary_json:
         Path(args.summary_json).write_text(json.dumps(summary, indent=2))
     print(format_summary(summary, time.monotonic() - started))
@@ -218,6 +229,12 @@ def build_parser() -> argparse.ArgumentParser:
         )
         verb.set_defaults(func=func)
     verbs.choices["run"].add_argument("--summary-json", help="also write the summary here")
+    verbs.choices["run"].add_argument(
+        "--until",
+        choices=STEPS,
+        default=STEPS[-1],
+        help="stop after this step (e.g. tokenize: the data steps only, no training)",
+    )
     model_help = "models:/<name>@<alias>, models:/<name>/<version> or an exported model folder"
     evaluate = verbs.choices["evaluate"]
     evaluate.add_argument("--model", required=True, help=model_help)

@@ -8,6 +8,9 @@ from pathlib import Path
 
 from tasks.common.step import StepResult
 
+# The pipeline's steps in order (`flows/pipeline.py`; `lmforge run --until` takes one).
+STEPS = ("crawl", "extract", "curate", "tokenize", "train", "evaluate", "register")
+
 
 def step_output(path: str | Path) -> StepResult:
     """The StepResult of a complete output folder `<work_dir>/<step>/<fingerprint>/`."""

@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 import os
 
-from flows.cli import main, missing_prerequisites, use_local_prefect
+from flows.cli import format_summary, main, missing_prerequisites, use_local_prefect
+from flows.outputs import STEPS
 from tasks.config import load_config
 
 
@@ -48,3 +49,34 @@ def test_embedded_prefect_home_is_created_inside_the_work_dir(monkeypatch, tmp_p
     use_local_prefect(load_config(None, [f"run.work_dir={work_dir}"]))
     assert (work_dir / "prefect").is_dir()
     assert os.environ["PREFECT_HOME"] == str(work_dir / "prefect")
+
+
+def test_run_until_takes_only_a_step_name(capsys):
+    try:
+        main(["run", "--until", "deploy"])
+    except SystemExit as exit_:
+        assert exit_.code == 2
+    err = capsys.readouterr().err
+    assert "--until" in err and "'deploy'" in err and "tokenize" in err
+
+
+def test_a_data_only_summary_reports_no_model():
+    summary = {
+        "pages_fetched": 40,
+        "documents_extracted": 38,
+        "documents_kept": 30,
+        "tokens_train": 9000,
+        "tokens_val": 1000,
+        "train_final_loss": None,
+        "val_loss": None,
+        "val_perplexity": None,
+        "samples": [],
+        "model_name": None,
+        "model_version": None,
+        "tracking_uri": "sqlite:///x/mlflow.db",
+        "steps": {s: {"path": f"/w/{s}/f", "skipped": False} for s in STEPS[:4]},
+    }
+    report = format_summary(summary, 12.0)
+    assert "documents kept       30" in report and "tokens (train / val) 9000 / 1000" in report
+    assert "loss" not in report and "registered model" not in report
+    assert "tokenize  ran" in report and "\n    train" not in report

@@ -52,10 +52,13 @@ TINY = [
 DATA_STEPS = ["crawl", "extract", "curate", "tokenize"]
 
 
-def run_pipeline(work_dir: Path, overrides: list[str], env: dict[str, str]) -> dict[str, Any]:
-    """`lmforge run` as a subprocess; its summary, or a failure showing the output's tail."""
+def run_pipeline(
+    work_dir: Path, overrides: list[str], env: dict[str, str], until: str = "register"
+) -> dict[str, Any]:
+    """`lmforge run` (up to step `until`) as a subprocess; its summary, or a failure showing
+    the output's tail."""
     summary_path = work_dir / "summary.json"
-    command = [str(LMFORGE), "run", "--summary-json", str(summary_path)]
+    command = [str(LMFORGE), "run", "--until", until, "--summary-json", str(summary_path)]
     command += [
         arg for o in [*TINY, f"run.work_dir={work_dir}", *overrides] for arg in ("--set", o)
     ]
@@ -92,13 +95,13 @@ def seed(tmp_path_factory: pytest.TempPathFactory):
 
 @pytest.fixture(scope="module")
 def runs(seed: str, cluster, tmp_path_factory: pytest.TempPathFactory):
-    """The embedded run and the cluster run of the same tiny pipeline on the same site."""
+    """The embedded run's data steps and the cluster run of the whole tiny pipeline, on the
+    same site (the embedded training, evaluation and registry are the other e2e tests')."""
     root = tmp_path_factory.mktemp("runs")
     crawl = [f"crawl.seeds=['{seed}']"]
     # The embedded run goes first, while the servers boot.
-    embedded = run_pipeline(
-        root / "embedded", crawl, pipeline_env(PREFECT_HOME=str(root / "prefect-embedded"))
-    )
+    embedded_env = pipeline_env(PREFECT_HOME=str(root / "prefect-embedded"))
+    embedded = run_pipeline(root / "embedded", crawl, embedded_env, until="tokenize")
     cluster.wait_ready()
     hostfile = root / "hostfile"
     hostfile.write_text("localhost slots=2\n")  # one machine: two ranks on it
@@ -127,6 +130,8 @@ def shard_checksums(summary: dict[str, Any]) -> dict[str, str]:
 
 def test_cluster_run_keeps_the_same_documents_and_writes_identical_shards(runs) -> None:
     embedded, on_cluster = runs
+    assert list(embedded["steps"]) == DATA_STEPS  # `--until tokenize`: no model
+    assert embedded["model_version"] is None and embedded["train_final_loss"] is None
     assert on_cluster["pages_fetched"] == embedded["pages_fetched"] == 40
     assert kept_ids(on_cluster) == kept_ids(embedded) != []
     assert shard_checksums(on_cluster) == shard_checksums(embedded) != {}
