@@ -162,10 +162,12 @@ def crawl_web(
 
 def previous_pages(spark: SparkSession, previous_output: str) -> DataFrame | None:
     """The previous crawl's usable pages with their validators, columns `prev_*`; None when
-    no previous crawl is configured."""
+    no previous crawl is configured or it read feeds only (no pages to revalidate)."""
     if not previous_output:
         return None
     folder = Path(previous_output) / "pages"
+    if not folder.is_dir() and (Path(previous_output) / "news").is_dir():
+        return None
     if not folder.is_dir():
         raise ValueError(
             f"crawl.previous_output: {folder} does not exist; give an earlier crawl step "

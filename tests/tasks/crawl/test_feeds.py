@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from tasks.config import ExtractConfig
-from tasks.crawl.crawler import crawl
+from tasks.crawl.crawler import crawl, previous_pages
 from tasks.crawl.feeds import feed_items, ingest_news, parse_feed
 from tasks.crawl.pydoc_site import write_feed
 from tasks.crawl.sitemap import news_entries, sitemap_urls
@@ -160,6 +160,10 @@ def test_a_recrawl_takes_only_new_items_by_guid_and_date(
     stats = crawl(spark, config, first)  # feeds only: no web crawl, no embedded site
     assert stats["news"]["articles"] == 25 and "site" not in stats and "pages_fetched" not in stats
     fetched = _articles(news_site.hits)
+    # A later crawl that also has seeds revalidates no pages of this one: it fetched none.
+    assert previous_pages(spark, str(first)) is None
+    with pytest.raises(ValueError, match="crawl.previous_output: .* does not exist"):
+        previous_pages(spark, str(tmp_path / "not-a-crawl"))
 
     new_items = (
         f"<item><title>new</title><link>{news_site.base}/new.html</link><guid>new-1</guid>"
