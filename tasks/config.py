@@ -191,6 +191,11 @@ class CrawlConfig(Checked):
     local folder (a mirror)."""
     warc_max_files: int = 0
     """WARC/WET files read at most, taken in `warc_paths` order (lists expanded); 0: all (>= 0)."""
+    warc_resume_dir: str = ""
+    """A folder kept across runs: each WARC/WET file's Parquet part and completion marker are
+    written there as the file finishes (and linked into the crawl output), so a re-run after a
+    crash skips the files done with the same `max_bytes`; "": inside the crawl output only (a
+    failed crawl step removes it, and its retry reads every file again)."""
     dump_paths: list[str] = field(default_factory=list)
     """Existing dumps: .jsonl/.json(.gz), .parquet or .txt files (paths, globs or URLs); a
     JSONL/Parquet row's text is in `dump_text_field`, a .txt file is one document."""

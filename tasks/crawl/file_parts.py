@@ -3,9 +3,10 @@
 A Spark task streams one file's rows into `part-<key>.parquet` (key: a hash of the file's
 location) through pyarrow's ParquetWriter in row groups of about `ROW_GROUP_BYTES`, under a
 hidden temp name (readers skip names starting '.' or '_') renamed into place when the file is
-done; then `_done/<key>.json` records its counts. A re-run skips a file with a marker and
-rewrites one without (a crash mid-file leaves a temp file or an unmarked part, both replaced).
-Only the counts go back to the driver.
+done; then `_done/<key>.json` records its counts and the settings that shaped its rows. A
+re-run skips a file with a marker of the same settings and rewrites one without (a crash
+mid-file leaves a temp file or an unmarked part, both replaced). Only the counts go back to
+the driver.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 from collections import Counter
 from collections.abc import Iterable
 from pathlib import Path
@@ -38,14 +40,30 @@ def marker_path(out_dir: Path, location: str) -> Path:
     return out_dir / DONE_DIR / f"{file_key(location)}.json"
 
 
-def read_marker(out_dir: Path, location: str) -> dict[str, Any] | None:
-    """The marker of a finished `location` ({"location", "records": {source: n}}), else None
-    (none, unreadable, or another location's)."""
+def read_marker(out_dir: Path, location: str, settings: dict[str, Any]) -> dict[str, Any] | None:
+    """The marker of `location` finished under `settings` ({"location", "settings",
+    "records": {source: n}}), else None (none, unreadable, another location's or settings')."""
     try:
         marker = json.loads(marker_path(out_dir, location).read_text())
     except (OSError, ValueError):
         return None
-    return marker if isinstance(marker, dict) and marker.get("location") == location else None
+    if not isinstance(marker, dict):
+        return None
+    same = marker.get("location") == location and marker.get("settings") == settings
+    return marker if same else None
+
+
+def publish_part(parts_dir: Path, out_dir: Path, location: str) -> None:
+    """Put `location`'s part file (if it has one) from `parts_dir` into `out_dir`: a hard link,
+    or a copy where the two are on different file systems."""
+    name = f"part-{file_key(location)}.parquet"
+    if not (parts_dir / name).is_file():
+        return
+    (out_dir / name).unlink(missing_ok=True)
+    try:
+        os.link(parts_dir / name, out_dir / name)
+    except OSError:
+        shutil.copyfile(parts_dir / name, out_dir / name)
 
 
 def _row_bytes(row: tuple) -> int:
@@ -53,11 +71,16 @@ def _row_bytes(row: tuple) -> int:
 
 
 def write_part(
-    out_dir: Path, location: str, rows: Iterable[tuple], schema: pa.Schema, source_column: str
+    out_dir: Path,
+    location: str,
+    rows: Iterable[tuple],
+    schema: pa.Schema,
+    source_column: str,
+    settings: dict[str, Any],
 ) -> dict[str, Any]:
-    """Write `rows` (tuples in `schema`'s order) as `location`'s part file and marker; return
-    the marker. No rows: no part file, a marker with no records. On an error nothing of this
-    attempt stays (the error is raised)."""
+    """Write `rows` (tuples in `schema`'s order) as `location`'s part file and marker (which
+    keeps `settings`, those that shape the rows); return the marker. No rows: no part file, a
+    marker with no records. On an error nothing of this attempt stays (the error is raised)."""
     key = file_key(location)
     final = out_dir / f"part-{key}.parquet"
     context = TaskContext.get()
@@ -95,7 +118,7 @@ def write_part(
             writer.close()
         tmp.unlink(missing_ok=True)
         raise
-    marker = {"location": location, "records": dict(sorted(counts.items()))}
+    marker = {"location": location, "settings": settings, "records": dict(sorted(counts.items()))}
     done = marker_path(out_dir, location)
     done_tmp = done.with_name(f".{done.name}.attempt-{attempt}.tmp")
     done_tmp.write_text(json.dumps(marker, sort_keys=True))

@@ -30,7 +30,7 @@ from warcio.recordloader import ArcWarcRecord
 
 from tasks.config import CrawlConfig
 from tasks.crawl.fetch import HTML_TYPES, decode_body
-from tasks.crawl.file_parts import DONE_DIR, read_marker, write_part
+from tasks.crawl.file_parts import DONE_DIR, publish_part, read_marker, write_part
 from tasks.crawl.records import PAGE_SCHEMA, document_id
 from tasks.crawl.sources import expand_sources, is_url, source_name, stream_source
 
@@ -170,42 +170,59 @@ def warc_locations(config: CrawlConfig) -> list[str]:
     return list(found)[:limit]
 
 
+def record_settings(config: CrawlConfig) -> dict[str, Any]:
+    """The settings a WARC file's rows depend on, kept in its marker: a finished file is
+    read again when they change."""
+    return {"max_bytes": config.max_bytes, "columns": WARC_ARROW.names}
+
+
 def ingest_file(location: str, config: CrawlConfig, out_dir: str) -> dict[str, Any]:
     """Stream one WARC/WET file into its part file and marker under `out_dir` (in a Spark
     task); return its marker, or {"failed": reason} when it could not be read (nothing of it
     is kept; a re-run tries it again)."""
     try:
         rows = warc_records(location, config)
-        return write_part(Path(out_dir), location, rows, WARC_ARROW, "source")
+        settings = record_settings(config)
+        return write_part(Path(out_dir), location, rows, WARC_ARROW, "source", settings)
     except Exception as err:  # one unreadable file is counted, the others go on
         return {"failed": f"{type(err).__name__}: {err}".replace(location, "<file>")[:200]}
 
 
 def ingest_warc(spark: SparkSession, config: CrawlConfig, out_dir: Path) -> dict[str, Any]:
     """Write the records of `crawl.warc_paths` to `out_dir` (`WARC_SCHEMA`, one part file per
-    WARC file, `ingest_file`), skipping the files a completion marker there says
-    are done; return the counts. No paths: nothing is written."""
+    WARC file, `ingest_file`), skipping the files a completion marker says are done (in
+    `crawl.warc_resume_dir`, else in `out_dir`); return the counts. No paths: nothing is
+    written."""
     locations = warc_locations(config)
     if not locations:
         return {}
-    (out_dir / DONE_DIR).mkdir(parents=True, exist_ok=True)
-    done = {loc: mark for loc in locations if (mark := read_marker(out_dir, loc)) is not None}
+    parts_dir = Path(config.warc_resume_dir).expanduser() if config.warc_resume_dir else out_dir
+    (parts_dir / DONE_DIR).mkdir(parents=True, exist_ok=True)
+    settings = record_settings(config)
+    done = {
+        location: marker
+        for location in locations
+        if (marker := read_marker(parts_dir, location, settings)) is not None
+    }
     todo = [location for location in locations if location not in done]
-    folder = str(out_dir)
+    folder = str(parts_dir)
     results = (
         spark.sparkContext.parallelize(todo, len(todo))
-        .map(lambda location: ingest_file(location, config, folder))
+        .map(lambda location: (location, ingest_file(location, config, folder)))
         .collect()
         if todo
         else []
     )
     totals: Counter[str] = Counter()
     failed: Counter[str] = Counter()
-    for result in [*done.values(), *results]:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for location, result in [*done.items(), *results]:
         if "failed" in result:
             failed[result["failed"]] += 1
-        else:
-            totals.update(result["records"])
+            continue
+        totals.update(result["records"])
+        if parts_dir != out_dir:
+            publish_part(parts_dir, out_dir, location)
     return {
         "files": len(locations),
         "warc_files_read": len(results) - failed.total(),

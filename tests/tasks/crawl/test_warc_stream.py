@@ -176,3 +176,21 @@ def test_memory_does_not_follow_the_file_size(warc_server, tmp_path: Path) -> No
         tracemalloc.stop()
     assert records == 70 * 22
     assert big.stat().st_size > 14_000_000 and peak < 3_000_000
+
+
+def test_resume_dir_outlives_a_failed_step_output(spark, warc_server, tmp_path: Path) -> None:
+    """With `crawl.warc_resume_dir`, a new step output (the failed one's folder was removed)
+    gets the finished files' parts without a second GET; other `max_bytes` reads them again."""
+    base, log, _ = warc_server
+    listed = paths_file(tmp_path, [f"{SEGMENT}/{name}" for name in FILES])
+    config = config_for(base, listed, warc_resume_dir=str(tmp_path / "resume"))
+    first = ingest_warc(spark, config, tmp_path / "try-1" / "warc")
+    before = rows_of(tmp_path / "try-1" / "warc")
+    shutil.rmtree(tmp_path / "try-1")  # run_step removes a failed attempt's folder
+    log.clear()
+    second = ingest_warc(spark, config, tmp_path / "try-2" / "warc")
+    assert second == {**first, "warc_files_read": 0, "warc_files_skipped_done": 3}
+    assert [p for p in log if p.endswith(".gz")] == []
+    assert rows_of(tmp_path / "try-2" / "warc") == before
+    cut = config_for(base, listed, warc_resume_dir=config.warc_resume_dir, max_bytes=1000)
+    assert ingest_warc(spark, cut, tmp_path / "try-3" / "warc")["warc_files_read"] == 3
