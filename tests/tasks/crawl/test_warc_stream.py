@@ -7,9 +7,11 @@ from __future__ import annotations
 import gzip
 import shutil
 import threading
+import time
 import tracemalloc
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from itertools import pairwise
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -24,14 +26,23 @@ SEGMENT = "crawl-data/CC-MAIN-2024-22/segments/1715971057216.39/warc"
 FILES = ["whirlwind.warc.gz", "whirlwind.warc.wet.gz", "sample-0000.warc.gz"]
 
 
+class RequestLog(list):
+    """The paths asked for, in order; `starts` holds the time.monotonic() of each."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.starts: list[float] = []
+
+
 class _Handler(BaseHTTPRequestHandler):
     served: dict[str, Path]
-    log: list[str]
+    log: RequestLog
 
     def log_message(self, format: str, *args: object) -> None:
         pass
 
     def do_GET(self) -> None:
+        self.log.starts.append(time.monotonic())
         self.log.append(self.path)
         path = self.served.get(self.path)
         if path is None:
@@ -48,11 +59,11 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 @pytest.fixture()
-def warc_server(tmp_path: Path) -> Iterator[tuple[str, list[str], dict[str, Path]]]:
+def warc_server(tmp_path: Path) -> Iterator[tuple[str, RequestLog, dict[str, Path]]]:
     """Serves `FILES` (and whatever a test adds to the dict) under /SEGMENT/ on 127.0.0.1;
     yields the base URL, the request log (paths) and the served {path: file}."""
     served = {f"/{SEGMENT}/{name}": DATA / name for name in FILES}
-    log: list[str] = []
+    log = RequestLog()
     handler = type("Handler", (_Handler,), {"served": served, "log": log})
     server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, args=(0.1,), daemon=True)
@@ -194,3 +205,16 @@ def test_resume_dir_outlives_a_failed_step_output(spark, warc_server, tmp_path: 
     assert rows_of(tmp_path / "try-2" / "warc") == before
     cut = config_for(base, listed, warc_resume_dir=config.warc_resume_dir, max_bytes=1000)
     assert ingest_warc(spark, cut, tmp_path / "try-3" / "warc")["warc_files_read"] == 3
+
+
+def test_remote_files_are_fetched_safely_and_politely(warc_server) -> None:
+    base, log, _ = warc_server
+    url = f"{base}{SEGMENT}/whirlwind.warc.gz"
+    with pytest.raises(OSError, match="unsafe: 127.0.0.1 resolves to non-public"):
+        list(warc_records(url, CrawlConfig()))  # loopback is refused unless allowed
+    assert log == []
+    polite = CrawlConfig(allow_private_hosts=["127.0.0.1"], host_delay_s=0.4)
+    for name in FILES:
+        list(warc_records(f"{base}{SEGMENT}/{name}", polite))
+    starts = [t for p, t in zip(log, log.starts, strict=True) if p.endswith(".gz")]
+    assert len(starts) == 3 and min(b - a for a, b in pairwise(starts)) >= 0.39
