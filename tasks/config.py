@@ -184,7 +184,18 @@ class CrawlConfig(Checked):
     """Books: Gutenberg-style .txt URLs (http or https), fetched politely."""
     warc_paths: list[str] = field(default_factory=list)
     """Common Crawl WARC (HTML responses, extracted like pages) and WET (text) files: local
-    paths, globs or http(s) URLs."""
+    paths, globs or http(s) URLs; a file named `*paths.gz` (or `*.paths`) is a list of them in
+    Common Crawl's `warc.paths.gz` format (one path a line, relative to `warc_base_url`)."""
+    warc_base_url: str = "https://data.commoncrawl.org/"
+    """What the relative entries of a `warc.paths.gz` list are resolved against: a URL or a
+    local folder (a mirror)."""
+    warc_max_files: int = 0
+    """WARC/WET files read at most, taken in `warc_paths` order (lists expanded); 0: all (>= 0)."""
+    warc_resume_dir: str = ""
+    """A folder kept across runs: each WARC/WET file's Parquet part and completion marker are
+    written there as the file finishes (and linked into the crawl output), so a re-run after a
+    crash skips the files done with the same `max_bytes`; "": inside the crawl output only (a
+    failed crawl step removes it, and its retry reads every file again)."""
     dump_paths: list[str] = field(default_factory=list)
     """Existing dumps: .jsonl/.json(.gz), .parquet or .txt files (paths, globs or URLs); a
     JSONL/Parquet row's text is in `dump_text_field`, a .txt file is one document."""
@@ -200,7 +211,8 @@ class CrawlConfig(Checked):
     """Salt of `meta.author_hash` (sha256 of salt, platform and author). The default is public,
     so set your own secret value to make hashes hard to link to accounts."""
     max_file_bytes: int = 1_000_000_000
-    """A remote WARC/dump/book file is fetched whole into memory, up to this size (>= 1)."""
+    """A remote dump/book file is fetched whole into memory, up to this size; a remote WARC/WET
+    file is streamed, and one longer than this fails as a safety limit (>= 1)."""
 
     def check(self) -> None:
         for key in ("seeds", "sitemaps", "book_urls"):
@@ -221,7 +233,13 @@ class CrawlConfig(Checked):
         self.at_least(1, "site_modules", "max_pages", "max_bytes", "max_file_bytes")
         self.at_least(1, "host_concurrency", "host_threads", "partitions")
         self.at_least(
-            0, "site_feed_items", "max_depth", "max_pages_per_host", "max_retries", "max_redirects"
+            0,
+            "site_feed_items",
+            "max_depth",
+            "max_pages_per_host",
+            "max_retries",
+            "max_redirects",
+            "warc_max_files",
         )
         self.at_least(0, "backoff_s", "max_retry_after_s", "host_delay_s", "max_crawl_delay_s")
         self.positive("time_budget_s", "timeout_s", "connect_timeout_s", "read_timeout_s")

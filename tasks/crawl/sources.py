@@ -3,6 +3,8 @@
 A local pattern is expanded on the driver (a missing file is an error naming the config key);
 a URL is kept as it is and fetched on the executor that reads it, through the crawler's polite
 single-URL fetcher, so remote files obey the same user agent, timeouts, size cap and safety.
+`open_source` holds a remote file whole in memory (dumps, books, social); `stream_source`
+streams it (WARC/WET files).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from urllib.parse import urlsplit
 
 from tasks.config import CrawlConfig
 from tasks.crawl.fetch import ANY_TYPE, fetch_url
+from tasks.crawl.stream import stream_url
 
 
 def is_url(location: str) -> bool:
@@ -65,3 +68,15 @@ def open_source(location: str, config: CrawlConfig) -> Iterator[BinaryIO]:
             "or download the file and give its local path"
         )
     yield io.BytesIO(fetched["body"])
+
+
+@contextmanager
+def stream_source(location: str, config: CrawlConfig) -> Iterator[BinaryIO]:
+    """A binary stream over a local file or a URL's body (`stream.stream_url`), read as it is
+    consumed: memory does not follow the file's size."""
+    if not is_url(location):
+        with open(location, "rb") as stream:
+            yield stream
+        return
+    with stream_url(location, config) as stream:
+        yield stream

@@ -4,18 +4,21 @@ The socket is opened to the IP that `safety.checked_address` approved (TLS still
 host name). Every read is bounded by the read timeout and the attempt's deadline; a timer
 shuts the socket at the deadline, so a server that drips bytes cannot hold a worker. The
 body is read as a stream and gzip/deflate are decoded as it arrives, never past `max_bytes`
-of decoded output, so a compression bomb costs at most `max_bytes` of memory.
+of decoded output, so a compression bomb costs at most `max_bytes` of memory. A large file
+is read as a `BodyStream` instead (`opened`), never held whole.
 """
 
 from __future__ import annotations
 
 import http.client
+import io
 import socket
 import ssl
 import threading
 import time
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from urllib.parse import SplitResult
 
@@ -102,16 +105,15 @@ def _connect(parts: SplitResult, address: tuple[str, int], timeout: float) -> so
         raise
 
 
-def exchange(
+@contextmanager
+def opened(
     parts: SplitResult,
     address: tuple[str, int],
     headers: dict[str, str],
     timeouts: tuple[float, float, float],
-    want_body: Callable[[int, http.client.HTTPMessage], bool],
-    max_bytes: int,
-) -> Reply:
-    """GET `parts` from `address`; `timeouts` = (connect, read, total). The body is read only
-    when `want_body(status, headers)` is true."""
+) -> Iterator[tuple[http.client.HTTPResponse, _Deadline]]:
+    """An open GET of `parts` at `address` and the deadline guard of its reads; `timeouts` =
+    (connect, read, total). The connection is closed on leaving."""
     connect_timeout, read_timeout, total = timeouts
     deadline = time.monotonic() + total
     sock = _connect(parts, address, min(connect_timeout, total))
@@ -126,13 +128,9 @@ def exchange(
     try:
         guard.arm()
         path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-        conn.request("GET", path, headers={"Accept-Encoding": "gzip, deflate", **headers})
+        conn.request("GET", path, headers=headers)
         guard.arm()
-        response = conn.getresponse()
-        body, truncated = b"", False
-        if want_body(response.status, response.headers):
-            body, truncated = read_capped(response, guard, max_bytes)
-        return Reply(response.status, response.headers, body, truncated)
+        yield conn.getresponse(), guard
     except (OSError, http.client.HTTPException) as err:
         if guard.fired:
             raise TimeoutError("request deadline passed") from err
@@ -140,3 +138,49 @@ def exchange(
     finally:
         guard.timer.cancel()
         conn.close()
+
+
+class BodyStream(io.RawIOBase):
+    """The body of an open response as a stream (no content decoding): each read bounded by
+    the read timeout and the deadline; past `max_bytes` a read raises OSError naming `limit`
+    (a safety cap on what is read, not memory: nothing is held here)."""
+
+    def __init__(
+        self, response: http.client.HTTPResponse, guard: _Deadline, max_bytes: int, limit: str
+    ) -> None:
+        super().__init__()
+        self.response, self.guard, self.max_bytes, self.limit = response, guard, max_bytes, limit
+        self.read_bytes = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: bytearray | memoryview) -> int:
+        if self.response.isclosed():  # the whole body was read (http.client closed it)
+            return 0
+        self.guard.arm()
+        size = self.response.readinto(memoryview(buffer)[:CHUNK])
+        if not size and self.guard.fired:  # the deadline shut the socket: not the end
+            raise TimeoutError("request deadline passed")
+        self.read_bytes += size
+        if self.read_bytes > self.max_bytes:
+            raise OSError(f"larger than {self.limit} ({self.max_bytes} bytes)")
+        return size
+
+
+def exchange(
+    parts: SplitResult,
+    address: tuple[str, int],
+    headers: dict[str, str],
+    timeouts: tuple[float, float, float],
+    want_body: Callable[[int, http.client.HTTPMessage], bool],
+    max_bytes: int,
+) -> Reply:
+    """GET `parts` from `address`; `timeouts` = (connect, read, total). The body is read only
+    when `want_body(status, headers)` is true."""
+    asked = {"Accept-Encoding": "gzip, deflate", **headers}
+    with opened(parts, address, asked, timeouts) as (response, guard):
+        body, truncated = b"", False
+        if want_body(response.status, response.headers):
+            body, truncated = read_capped(response, guard, max_bytes)
+        return Reply(response.status, response.headers, body, truncated)

@@ -4,26 +4,35 @@ A WARC `response` record becomes a page-like row (HTTP status, content type, dec
 warcio undoes chunked transfer-encoding and content-encoding) that the extract step runs
 through trafilatura like a crawled page; a WET `conversion` record becomes a row whose text is
 taken as it is. Other record types (warcinfo, request, metadata, resource) are skipped.
-Gzip per record and plain files are both read. The files are spread over Spark tasks, one
-file per task; a payload is cut at `crawl.max_bytes` (noted as meta 'truncated').
+Gzip per record and plain files are both read. The files (local, or remote and streamed as
+the crawler fetches: `stream.stream_url`; a `warc.paths.gz` list expanded against
+`crawl.warc_base_url`) are spread over Spark tasks, one file per task, each streamed with
+warcio's ArchiveIterator into its own Parquet part and completion marker (`file_parts`), so
+memory does not follow a file's size and a re-run skips the files already done. A payload is
+cut at `crawl.max_bytes` (noted as meta 'truncated').
 """
 
 from __future__ import annotations
 
+import gzip
+import io
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urljoin
 
+import pyarrow as pa
 from pyspark.sql import SparkSession
-from pyspark.sql import functions as F
 from pyspark.sql.types import LongType, MapType, StringType, StructField, StructType
 from warcio.archiveiterator import ArchiveIterator
 from warcio.recordloader import ArcWarcRecord
 
 from tasks.config import CrawlConfig
 from tasks.crawl.fetch import HTML_TYPES, decode_body
-from tasks.crawl.records import PAGE_SCHEMA, ROW_GROUP_BYTES, document_id
-from tasks.crawl.sources import expand_sources, open_source, source_name
+from tasks.crawl.file_parts import DONE_DIR, publish_part, read_marker, write_part
+from tasks.crawl.records import PAGE_SCHEMA, document_id
+from tasks.crawl.sources import expand_sources, is_url, source_name, stream_source
 
 # One WARC response ('warc') or WET conversion ('wet') record. `html` is set for 'warc',
 # `text` for 'wet'; `error` says why a payload could not be read; `fetched_at` is WARC-Date.
@@ -40,6 +49,24 @@ WARC_SCHEMA = StructType(
         StructField("bytes", LongType(), False),
         StructField("fetched_at", StringType(), True),
         StructField("meta", MapType(StringType(), StringType(), True), True),
+    ]
+)
+
+
+# `WARC_SCHEMA` as the tasks write it with pyarrow (every column nullable, as Spark reads it).
+WARC_ARROW = pa.schema(
+    [
+        ("id", pa.string()),
+        ("url", pa.string()),
+        ("source", pa.string()),
+        ("status", pa.int32()),
+        ("error", pa.string()),
+        ("content_type", pa.string()),
+        ("html", pa.string()),
+        ("text", pa.string()),
+        ("bytes", pa.int64()),
+        ("fetched_at", pa.string()),
+        ("meta", pa.map_(pa.string(), pa.string())),
     ]
 )
 
@@ -76,7 +103,7 @@ def response_row(record: ArcWarcRecord, max_bytes: int, meta: dict[str, str]) ->
 
 def warc_records(location: str, config: CrawlConfig) -> Iterator[tuple]:
     """The response and conversion records of one WARC/WET file, as `WARC_SCHEMA` rows."""
-    with open_source(location, config) as stream:
+    with stream_source(location, config) as stream:
         for record in ArchiveIterator(stream):
             if record.rec_type not in ("response", "conversion"):
                 continue
@@ -97,17 +124,110 @@ def warc_records(location: str, config: CrawlConfig) -> Iterator[tuple]:
             yield (doc_id, url, source, *fields, headers.get_header("WARC-Date"), meta)
 
 
+def is_path_list(location: str) -> bool:
+    """Whether `location` is a Common Crawl path list (`warc.paths.gz`, `wet.paths`, ...)."""
+    return source_name(location).lower().endswith(("paths.gz", ".paths"))
+
+
+def resolve_entry(entry: str, base: str) -> str:
+    """A path list's entry as a URL or local path: absolute ones as they are, relative ones
+    under `base` (`crawl.warc_base_url`, a URL or a folder)."""
+    if is_url(entry) or Path(entry).is_absolute():
+        return entry
+    if is_url(base):
+        return urljoin(base.rstrip("/") + "/", entry.lstrip("/"))
+    return str(Path(base).expanduser().resolve() / entry)
+
+
+def listed_paths(location: str, config: CrawlConfig, limit: int | None) -> list[str]:
+    """The first `limit` (None: all) entries of the path list `location`, resolved; read as a
+    stream (gzip undone when the name ends in .gz), lines that are blank or start '#' skipped."""
+    found: list[str] = []
+    with stream_source(location, config) as raw:
+        stream = gzip.GzipFile(fileobj=raw) if location.lower().endswith(".gz") else raw
+        for line in io.TextIOWrapper(stream, encoding="utf-8"):
+            entry = line.strip()
+            if entry and not entry.startswith("#"):
+                found.append(resolve_entry(entry, config.warc_base_url))
+                if limit is not None and len(found) >= limit:
+                    break
+    return found
+
+
+def warc_locations(config: CrawlConfig) -> list[str]:
+    """The files `crawl.warc_paths` names, path lists expanded, in order, once each, at most
+    `crawl.warc_max_files` of them (0: all)."""
+    limit = config.warc_max_files or None
+    found: dict[str, None] = {}
+    for location in expand_sources(config.warc_paths, "crawl.warc_paths"):
+        if limit is not None and len(found) >= limit:
+            break
+        if is_path_list(location):
+            wanted = None if limit is None else limit - len(found)
+            found.update(dict.fromkeys(listed_paths(location, config, wanted)))
+        else:
+            found[location] = None
+    return list(found)[:limit]
+
+
+def record_settings(config: CrawlConfig) -> dict[str, Any]:
+    """The settings a WARC file's rows depend on, kept in its marker: a finished file is
+    read again when they change."""
+    return {"max_bytes": config.max_bytes, "columns": WARC_ARROW.names}
+
+
+def ingest_file(location: str, config: CrawlConfig, out_dir: str) -> dict[str, Any]:
+    """Stream one WARC/WET file into its part file and marker under `out_dir` (in a Spark
+    task); return its marker, or {"failed": reason} when it could not be read (nothing of it
+    is kept; a re-run tries it again)."""
+    try:
+        rows = warc_records(location, config)
+        settings = record_settings(config)
+        return write_part(Path(out_dir), location, rows, WARC_ARROW, "source", settings)
+    except Exception as err:  # one unreadable file is counted, the others go on
+        return {"failed": f"{type(err).__name__}: {err}".replace(location, "<file>")[:200]}
+
+
 def ingest_warc(spark: SparkSession, config: CrawlConfig, out_dir: Path) -> dict[str, Any]:
-    """Write the records of `crawl.warc_paths` to `out_dir` (`WARC_SCHEMA`); return the
-    counts per source. No paths: nothing is written."""
-    locations = expand_sources(config.warc_paths, "crawl.warc_paths")
+    """Write the records of `crawl.warc_paths` to `out_dir` (`WARC_SCHEMA`, one part file per
+    WARC file, `ingest_file`), skipping the files a completion marker says are done (in
+    `crawl.warc_resume_dir`, else in `out_dir`); return the counts. No paths: nothing is
+    written."""
+    locations = warc_locations(config)
     if not locations:
         return {}
-    rows = spark.sparkContext.parallelize(locations, len(locations)).flatMap(
-        lambda location: warc_records(location, config)
+    parts_dir = Path(config.warc_resume_dir).expanduser() if config.warc_resume_dir else out_dir
+    (parts_dir / DONE_DIR).mkdir(parents=True, exist_ok=True)
+    settings = record_settings(config)
+    done = {
+        location: marker
+        for location in locations
+        if (marker := read_marker(parts_dir, location, settings)) is not None
+    }
+    todo = [location for location in locations if location not in done]
+    folder = str(parts_dir)
+    results = (
+        spark.sparkContext.parallelize(todo, len(todo))
+        .map(lambda location: (location, ingest_file(location, config, folder)))
+        .collect()
+        if todo
+        else []
     )
-    writer = spark.createDataFrame(rows, WARC_SCHEMA).write
-    writer.option("parquet.block.size", ROW_GROUP_BYTES).parquet(str(out_dir))
-    written = spark.read.parquet(str(out_dir)).groupBy("source").agg(F.count("*").alias("n"))
-    counts = {f"{row['source']}_records": row["n"] for row in written.collect()}
-    return {"files": len(locations), **dict(sorted(counts.items()))}
+    totals: Counter[str] = Counter()
+    failed: Counter[str] = Counter()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for location, result in [*done.items(), *results]:
+        if "failed" in result:
+            failed[result["failed"]] += 1
+            continue
+        totals.update(result["records"])
+        if parts_dir != out_dir:
+            publish_part(parts_dir, out_dir, location)
+    return {
+        "files": len(locations),
+        "warc_files_read": len(results) - failed.total(),
+        "warc_files_skipped_done": len(done),
+        "warc_files_failed": dict(sorted(failed.items())),
+        "warc_records": totals["warc"],
+        "wet_records": totals["wet"],
+    }
