@@ -194,8 +194,8 @@ class CrawlConfig(Checked):
     warc_resume_dir: str = ""
     """A folder kept across runs: each WARC/WET file's Parquet part and completion marker are
     written there as the file finishes (and linked into the crawl output), so a re-run after a
-    crash skips the files done with the same `max_bytes`; "": inside the crawl output only (a
-    failed crawl step removes it, and its retry reads every file again)."""
+    crash skips the files done with the same `max_bytes`; "": `<work_dir>/crawl/.warc-parts`
+    (the crawl step's default; the crawl function alone then keeps them in its output only)."""
     dump_paths: list[str] = field(default_factory=list)
     """Existing dumps: .jsonl/.json(.gz), .parquet or .txt files (paths, globs or URLs); a
     JSONL/Parquet row's text is in `dump_text_field`, a .txt file is one document."""

@@ -5,6 +5,7 @@ The only step that talks to the outside world, so the only one Prefect retries.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -65,6 +66,15 @@ def network_failure(task: Any, task_run: Any, state: State) -> bool:
     return isinstance(error, OSError) and not isinstance(error, on_disk | NotADirectoryError)
 
 
+def resumable(config: LmforgeConfig) -> CrawlConfig:
+    """`crawl` with WARC parts kept in `<work_dir>/crawl/.warc-parts` unless a folder is set:
+    a failed attempt's output is removed, the finished files' parts survive it."""
+    if config.crawl.warc_resume_dir:
+        return config.crawl
+    parts = Path(config.run.work_dir) / "crawl" / ".warc-parts"
+    return replace(config.crawl, warc_resume_dir=str(parts))
+
+
 @step_task("crawl", hours=6, retries=2, retry_delay_seconds=30, retry_condition_fn=network_failure)
 def crawl_step(config: LmforgeConfig, snapshot: str = "") -> State:
     """Crawl the configured seeds (default: the embedded pydoc site) into `<work_dir>/crawl/`.
@@ -80,7 +90,7 @@ def crawl_step(config: LmforgeConfig, snapshot: str = "") -> State:
         [],
         # pydoc_render.py runs as a script (by path, in its own interpreter): not imported
         [__name__, "tasks/crawl/pydoc_render.py"],
-        lambda out: crawl_with_progress(spark, config.crawl, out),
+        lambda out: crawl_with_progress(spark, resumable(config), out),
     )
     stats = result.stats
     numbers = {

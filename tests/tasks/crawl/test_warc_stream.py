@@ -218,3 +218,13 @@ def test_remote_files_are_fetched_safely_and_politely(warc_server) -> None:
         list(warc_records(f"{base}{SEGMENT}/{name}", polite))
     starts = [t for p, t in zip(log, log.starts, strict=True) if p.endswith(".gz")]
     assert len(starts) == 3 and min(b - a for a, b in pairwise(starts)) >= 0.39
+
+
+def test_the_crawl_step_keeps_warc_parts_outside_its_output_by_default(tmp_path: Path) -> None:
+    from tasks.config import load_config
+    from tasks.crawl.task import resumable
+
+    config = load_config(None, [f"run.work_dir={tmp_path}"])
+    assert resumable(config).warc_resume_dir == str(tmp_path / "crawl" / ".warc-parts")
+    chosen = load_config(None, [f"run.work_dir={tmp_path}", "crawl.warc_resume_dir=/data/parts"])
+    assert resumable(chosen).warc_resume_dir == "/data/parts"
