@@ -3,14 +3,15 @@ articles are fetched with the crawler's fetcher and written for extraction as `s
 
 A feed (a URL, fetched politely and safely with `fetch_url`, or a local path) is parsed with
 feedparser into `FeedItem`s (JSON Feed, which feedparser 6.0 does not read, by
-`parse_json_feed`). Each new item's article is fetched on the driver, one at a time, within
-the crawl's scope and time budget, and written in `WARC_SCHEMA` to `<crawl>/news`, which the
-extract step treats like a WARC response: its HTML is extracted like a crawled page. The
-item's facts go into `meta`: `published_at` (ISO 8601 UTC, "" when the item has no date),
-`feed`, `guid` and `feed_title`. A re-crawl (`crawl.previous_output`) takes only items it has
-not seen: a guid it already holds, or a date not after the newest it holds for that feed, is
-skipped. Nothing here raises for bad input: a feed that cannot be read (HTML, not a feed, a
-fetch error) is reported by URL in `feed_errors`, an item dropped is counted by reason.
+`parse_json_feed`). The new items' articles are fetched in Spark like web pages (by host, hosts
+in parallel, one host's in turn), within the crawl's scope and time budget, and written in
+`WARC_SCHEMA` to `<crawl>/news`, which the extract step treats like a WARC response: its HTML
+is extracted like a crawled page. The item's facts go into `meta`: `published_at` (ISO 8601
+UTC, "" when the item has no date), `feed`, `guid` and `feed_title`. A re-crawl
+(`crawl.previous_output`) takes only items it has not seen: a guid it already holds, or a date
+not after the newest it holds for that feed, is skipped. Nothing here raises for bad input: a
+feed that cannot be read (HTML, not a feed, a fetch error) is reported by URL in `feed_errors`,
+an item dropped is counted by reason.
 """
 
 from __future__ import annotations
@@ -20,22 +21,25 @@ import json
 import re
 import time
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any, NamedTuple
 
 import feedparser
+from pyspark import StorageLevel
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
 from tasks.config import CrawlConfig
 from tasks.crawl.fetch import ANY_TYPE, fetch_url
-from tasks.crawl.links import normalise_url
+from tasks.crawl.links import host_partition, normalise_url, url_host
 from tasks.crawl.records import ROW_GROUP_BYTES, document_id
 from tasks.crawl.scope import crawl_scope
 from tasks.crawl.sources import is_url
 from tasks.crawl.warc import WARC_SCHEMA
+from tasks.crawl.worker import by_host_in_threads
 
 
 class FeedItem(NamedTuple):
@@ -259,17 +263,47 @@ def ingest_news(
     guids, newest = seen_before(spark, config.previous_output)
     items = new_items(items, guids, newest, dropped)
     scope = crawl_scope(config, [item.link for item in items])
-    rows = [article_row(item, config, scope, deadline) for item in items]
-    outcomes = Counter("ok" if r["error"] is None else r["error"].split(":", 1)[0] for r in rows)
-    if rows:
-        frame = spark.createDataFrame(rows, WARC_SCHEMA)
-        frame.write.option("parquet.block.size", ROW_GROUP_BYTES).mode("append").parquet(
-            str(out_dir)
-        )
+    outcomes = fetch_articles(spark, items, config, scope, deadline, out_dir) if items else {}
     return {
         **stats,
         "items_dropped": dict(sorted(dropped.items())),
-        "articles": len(rows),
+        "articles": len(items),
         "articles_ok": outcomes.pop("ok", 0),
         "article_errors": dict(sorted(outcomes.items())),
     }
+
+
+def fetch_articles(
+    spark: SparkSession,
+    items: list[FeedItem],
+    config: CrawlConfig,
+    scope: Any,
+    deadline: float,
+    out_dir: Path,
+) -> dict[str, int]:
+    """Fetch the items' articles in Spark as the web crawl fetches pages (partitioned by host,
+    hosts in parallel threads, one host's articles in turn), append them to `out_dir`; return
+    the count per outcome ('ok' or an error's kind)."""
+    partitions = max(1, min(config.partitions, len({url_host(i.link) for i in items})))
+
+    def fetch(part: Iterable[FeedItem]) -> Iterator[dict]:
+        one = partial(article_row, config=config, scope=scope, deadline=deadline)
+        return by_host_in_threads(part, lambda item: item.link, one, config.host_threads)
+
+    fetched = (
+        spark.sparkContext.parallelize(items, partitions)
+        .map(lambda item: (url_host(item.link), item))
+        .partitionBy(partitions, host_partition)
+        .values()
+        .mapPartitions(fetch)
+    )
+    # Disk-backed, so the write and the count below never fetch an article a second time.
+    frame = spark.createDataFrame(fetched, WARC_SCHEMA).persist(StorageLevel.MEMORY_AND_DISK)
+    try:
+        writer = frame.write.option("parquet.block.size", ROW_GROUP_BYTES).mode("append")
+        writer.parquet(str(out_dir))
+        kind = F.when(F.col("error").isNull(), "ok").otherwise(F.split("error", ":")[0])
+        counts = frame.groupBy(kind.alias("outcome")).count().collect()
+    finally:
+        frame.unpersist()
+    return {row["outcome"]: row["count"] for row in counts}

@@ -14,7 +14,8 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from datetime import UTC, datetime
-from typing import Any
+from functools import partial
+from typing import Any, TypeVar
 
 from tasks.config import CrawlConfig
 from tasks.crawl.fetch import HTML_TYPES, fetch_url
@@ -22,6 +23,8 @@ from tasks.crawl.links import extract_links, url_host
 from tasks.crawl.records import FETCHED_SCHEMA
 
 PAGE_KEYS = FETCHED_SCHEMA.names[:-1]  # every column but `links`
+T = TypeVar("T")
+R = TypeVar("R")
 
 
 def skipped_row(url: str, depth: int, reason: str) -> dict[str, Any]:
@@ -70,15 +73,23 @@ def fetch_partition(
     deadline: float,
 ) -> Iterator[dict[str, Any]]:
     """Fetch a partition's frontier rows, hosts in parallel, each host's URLs in turn."""
-    by_host: dict[str, list[Any]] = defaultdict(list)
-    for row in rows:
-        by_host[url_host(row["url"])].append(row)
+    fetch = partial(fetch_row, depth=depth, config=config, in_scope=in_scope, deadline=deadline)
+    yield from by_host_in_threads(rows, lambda row: row["url"], fetch, config.host_threads)
+
+
+def by_host_in_threads(
+    items: Iterable[T], url_of: Callable[[T], str], fetch: Callable[[T], R], threads: int
+) -> Iterator[R]:
+    """`fetch` of every item, hosts in parallel (up to `threads`), each host's items in turn."""
+    by_host: dict[str, list[T]] = defaultdict(list)
+    for item in items:
+        by_host[url_host(url_of(item))].append(item)
     if not by_host:
         return
 
-    def one_host(host_rows: list[Any]) -> list[dict[str, Any]]:
-        return [fetch_row(row, depth, config, in_scope, deadline) for row in host_rows]
+    def one_host(host_items: list[T]) -> list[R]:
+        return [fetch(item) for item in host_items]
 
-    with ThreadPoolExecutor(max_workers=max(1, min(config.host_threads, len(by_host)))) as pool:
-        for done in as_completed([pool.submit(one_host, rows) for rows in by_host.values()]):
+    with ThreadPoolExecutor(max_workers=max(1, min(threads, len(by_host)))) as pool:
+        for done in as_completed([pool.submit(one_host, group) for group in by_host.values()]):
             yield from done.result()
