@@ -269,7 +269,10 @@ class ExtractConfig(Checked):
     time_limit_s: float = 10.0
     """Per page (> 0); slower pages are dropped as 'extraction_timeout'."""
     allowed_langs: list[str] = field(default_factory=list)
-    """Language id (py3langid): keep only these ISO 639-1 codes (empty = any)."""
+    """Language id (py3langid): keep only these ISO 639-1 codes (empty = any). The one setting
+    that decides which languages reach the corpus: curate drops no language as such; only its
+    rules with a `*langs` key (curate.gopher_quality.stop_words_langs, curate.toxicity.langs)
+    are limited to the languages listed there."""
     min_lang_score: float = 0.0
     """Keep only pages whose language scores at least this (a probability; >= 0, and above
     1 keeps none)."""

@@ -19,6 +19,7 @@ The helpers here make the line and word rules hold beyond English web text:
 from __future__ import annotations
 
 import re
+import unicodedata
 from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import Any
@@ -32,6 +33,12 @@ SPACELESS = re.compile(
     r"[\u0e00-\u0eff\u1000-\u109f\u1780-\u17ff\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff"
     r"\uf900-\ufaff\uff66-\uff9f]"
 )
+# Full stops of other scripts: Devanagari and Bengali danda (।, ॥), Arabic and Urdu (؟, ۔),
+# Ethiopic (።, ፧), Myanmar (။), Armenian (։); they end a sentence with or without a space.
+SCRIPT_STOPS = "।॥؟۔።፧။։"
+# Thai, Lao and Khmer end a sentence with a space, not a sign.
+_UNPUNCTUATED_END = re.compile(r"[\u0e00-\u0eff\u1780-\u17ff]$")
+ETHIOPIC_WORDSPACE = "\u1361"  # ፡ between the words of Amharic, Tigrinya, Ge'ez
 _BLANK_LINE = re.compile(r"\n[ \t\u200b\ufeff]*\n")
 
 
@@ -71,16 +78,19 @@ def read_word_list(path: str, default_name: str | None) -> frozenset[str]:
 
 
 def split_words(text: str) -> list[str]:
-    """Whitespace-separated words, with each character of a spaceless script (Han, kana, Thai,
-    ...) a word of its own and the rest of its token kept together."""
+    """Whitespace-separated words (Ethiopic's word space ፡ separates too), with each character
+    of a spaceless script (Han, kana, Thai, ...) a word of its own, its combining vowel and
+    tone marks attached, and the rest of its token kept together."""
     out: list[str] = []
-    for token in text.split():
+    for token in text.replace(ETHIOPIC_WORDSPACE, " ").split():
         if not SPACELESS.search(token):
             out.append(token)
             continue
         rest = ""
         for char in token:
-            if SPACELESS.match(char):
+            if out and not rest and unicodedata.category(char).startswith("M"):
+                out[-1] += char  # a Thai vowel or tone mark belongs to the letter before it
+            elif SPACELESS.match(char):
                 if rest.strip():
                     out.append(rest)
                 out.append(char)
@@ -90,6 +100,12 @@ def split_words(text: str) -> list[str]:
         if rest.strip():
             out.append(rest)
     return out
+
+
+def unpunctuated_script_end(line: str) -> bool:
+    """Whether `line` ends in a letter of a script that ends sentences without a sign (Thai,
+    Lao, Khmer): the line rules count that as a sentence's end."""
+    return bool(_UNPUNCTUATED_END.search(line.rstrip()))
 
 
 def spaceless_share(words_: list[str]) -> float:

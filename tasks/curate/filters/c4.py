@@ -7,7 +7,9 @@ Lines are kept only if they end in terminal punctuation (not an ellipsis), have 
 "javascript" nor a cookie/terms policy; citation markers are removed. A document is dropped
 for "lorem ipsum", a curly bracket (code), or fewer than `min_sentences` sentences kept.
 
-Beyond C4's ASCII web text: curly closing quotes and CJK full stops end a line too, as does
+Beyond C4's ASCII web text: curly closing quotes and the full stops of CJK, Devanagari,
+Bengali, Arabic, Urdu, Ethiopic, Myanmar and Armenian end a line too (Thai, Lao and Khmer,
+which end a sentence with a space, end a line with any letter of theirs), as does
 a full stop followed by closing brackets or emphasis marks ("(Which was very likely true.)",
 "_the present book._"), words
 are counted with `split_words` (a character of Chinese or Japanese is a word), and in
@@ -25,9 +27,19 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from model.config import Checked
-from tasks.curate.filters.base import DocumentFilter, FilterResult, logical_lines, split_words
+from tasks.curate.filters.base import (
+    SCRIPT_STOPS,
+    DocumentFilter,
+    FilterResult,
+    logical_lines,
+    split_words,
+    unpunctuated_script_end,
+)
 
-END_PUNCTUATION = (".", "?", "!", '"', "'", "”", "’", "»", "。", "！", "？", "」", "』")
+END_PUNCTUATION = (
+    ".", "?", "!", '"', "'", "”", "’", "»", "。", "！", "？", "」", "』", *SCRIPT_STOPS
+)  # fmt: skip
+
 POLICY_SUBSTRINGS = (
     "terms of use",
     "privacy policy",
@@ -39,7 +51,13 @@ POLICY_SUBSTRINGS = (
 CITATION = re.compile(r"\[\d*]|\[edit]|\[citation needed]")
 # Closing quotes, brackets and emphasis marks (`_`, `*`) after the full stop still end it.
 CLOSERS = "\"'”’»)]_*"
-SENTENCE_END = re.compile(rf"[.!?]+[{re.escape(CLOSERS)}]*(?:\s+|$)|[。！？]+")
+SENTENCE_END = re.compile(rf"[.!?]+[{re.escape(CLOSERS)}]*(?:\s+|$)|[。！？{SCRIPT_STOPS}]+")
+
+
+def ends_sentence(line: str) -> bool:
+    """Whether `line` ends with a sentence's end: punctuation (before or after closing marks)
+    or, in a script that ends sentences with a space, a letter."""
+    return ends_with(line, END_PUNCTUATION) or unpunctuated_script_end(line.rstrip(CLOSERS) or line)
 
 
 def terminated_part(line: str) -> str:
@@ -107,7 +125,7 @@ class C4QualityFilter(DocumentFilter):
             if any(len(w) > cfg.max_word_length for w in line_words):
                 continue
             line = CITATION.sub("", line)
-            if not ends_with(line, END_PUNCTUATION):
+            if not ends_sentence(line):
                 line = terminated_part(line) if cfg.trim_unterminated_tail else ""
                 if not line:
                     continue

@@ -4,7 +4,8 @@ Dropped: documents where at most `line_punct_threshold` of lines end in terminal
 at least `short_line_threshold` of lines are `short_line_length` characters or shorter, the
 characters in duplicated lines reach `char_dup_threshold` of the text, or there are more than
 `newline_ratio` newlines per word (lists). Hard-wrapped text (books) is judged by paragraph
-(`logical_lines`), and words are counted with `split_words`.
+(`logical_lines`), and words are counted with `split_words`; the full stops of other scripts
+(`SCRIPT_STOPS`) end a line, as does a Thai, Lao or Khmer letter (no sign ends a sentence there).
 """
 
 from __future__ import annotations
@@ -13,10 +14,17 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from model.config import Checked
-from tasks.curate.filters.base import DocumentFilter, FilterResult, logical_lines, split_words
+from tasks.curate.filters.base import (
+    SCRIPT_STOPS,
+    DocumentFilter,
+    FilterResult,
+    logical_lines,
+    split_words,
+    unpunctuated_script_end,
+)
 from tasks.curate.filters.gopher_repetition import duplicates
 
-TERMINAL_PUNCTUATION = (".", "!", "?", '"', "'", "”", "’", "…", "。", "！", "？")
+TERMINAL_PUNCTUATION = (".", "!", "?", '"', "'", "”", "’", "…", "。", "！", "？", *SCRIPT_STOPS)
 
 
 @dataclass
@@ -56,7 +64,10 @@ class FineWebQualityFilter(DocumentFilter):
         lines = [ln for ln in logical if ln.strip()]
         if not lines:
             return False, "fineweb_empty"
-        punct = sum(ln.rstrip().endswith(TERMINAL_PUNCTUATION) for ln in lines) / len(lines)
+        punct = sum(
+            ln.rstrip().endswith(TERMINAL_PUNCTUATION) or unpunctuated_script_end(ln)
+            for ln in lines
+        ) / len(lines)
         if punct <= cfg.line_punct_threshold:
             return False, "fineweb_line_punct"
         short = sum(len(ln) <= cfg.short_line_length for ln in lines) / len(lines)

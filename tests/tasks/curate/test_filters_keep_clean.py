@@ -125,6 +125,13 @@ def test_japanese_words_are_counted_per_character():
     assert C4QualityFilter().filter(doc(japanese, "ja", 1.0)) is True
 
 
+def test_thai_marks_stay_on_their_letter_and_amharic_word_spaces_split():
+    thai = "มนุษย์ทั้งหลาย"  # from the UDHR (tests/data/multilingual/tha.html)
+    assert all(any(c.isalpha() for c in w) for w in split_words(thai))
+    assert "".join(split_words(thai)) == thai
+    assert split_words("የሰው፡ልጅ፡ሁሉ") == ["የሰው", "ልጅ", "ሁሉ"]
+
+
 def test_hard_wrapped_books_are_judged_by_paragraph():
     book = real("book_alice_brackets.txt")
     assert hard_wrapped(book)
