@@ -359,6 +359,10 @@ class CurateConfig(Checked):
         self.fraction("min_estimated_jaccard")
 
 
+# The `source` of a document record (docs/architecture.md, "Data flow").
+SOURCES = ("web", "warc", "wet", "news", "book", "dump", "social")
+
+
 @dataclass
 class TokenizeConfig(Checked):
     """Byte-level BPE training and sharded binary token files."""
@@ -388,8 +392,26 @@ class TokenizeConfig(Checked):
     """A seeded global document order instead of the id order."""
     shuffle_seed: int = 0
     """The seed of that order."""
+    mix: dict[str, float] = field(default_factory=dict)
+    """Each source's weight in the train split: its target share of the train tokens (weights
+    are normalised; 0 leaves a source out; every source in the data needs one), reached by
+    repeating or sampling its documents (tasks/tokenize/mix.py). Sources: web, warc, wet,
+    news, book, dump, social. Empty: the natural mix. Validation is never mixed; manifest.json
+    and the model card record each source's tokens, share and epochs. In TOML a table,
+    `[tokenize.mix]`; with --set `tokenize.mix={web=3,book=1}`."""
+    mix_seed: int = 0
+    """The seed of the order in which a fraction of an epoch takes a source's documents."""
 
     def check(self) -> None:
+        unknown = sorted(set(self.mix) - set(SOURCES))
+        self.require(
+            not unknown, "mix", f"mix: unknown source(s) {unknown}; sources are {list(SOURCES)}"
+        )
+        self.require(
+            all(w >= 0 for w in self.mix.values()) and (not self.mix or sum(self.mix.values()) > 0),
+            "mix",
+            "mix weights must be >= 0 and not all 0",
+        )
         self.require(
             self.vocab_size > 256,
             "vocab_size",
@@ -666,6 +688,18 @@ def _check_value(key: str, value: Any, hint: Any, source: str) -> Any:
             listed = ", ".join(repr(c) for c in choices)
             raise ConfigError(f"{source}: {key} = {value!r}: must be one of {listed}")
         return value
+    if origin is dict:
+        key_type, item = typing.get_args(hint)
+        if not isinstance(value, dict):
+            raise ConfigError(
+                f"{source}: '{key}' must be a table of {item.__name__}, got {value!r}"
+            )
+        return {
+            _check_value(f"{key} key", k, key_type, source): _check_value(
+                f"{key}.{k}", v, item, source
+            )
+            for k, v in value.items()
+        }
     if origin is list:
         (item,) = typing.get_args(hint)
         if not isinstance(value, list):

@@ -77,6 +77,25 @@ def decontamination_section(curate: dict[str, Any]) -> list[str]:
     return lines + _table(rows, header)
 
 
+def mix_lines(mix: dict[str, Any]) -> list[str]:
+    """The train split's per-source mix (`tokenize.mix`): weights, tokens, shares, epochs."""
+    rows = [
+        (
+            s,
+            r["weight"],
+            r["tokens_natural"],
+            r["tokens"],
+            r["target_share"],
+            r["share"],
+            r["epochs"],
+        )
+        for s, r in sorted(mix["sources"].items())
+    ]
+    header = ("source", "weight", "tokens natural", "tokens", "target share", "share", "epochs")
+    title = f"### Source mix of the train split (tokenize.mix, seed {mix['seed']})"
+    return [title, ""] + _table(rows, header)
+
+
 def data_section(steps: dict[str, dict[str, Any]]) -> list[str]:
     """Lineage table, curate funnel, drop reasons and boilerplate removed, token counts."""
     lines = ["## Data lineage", ""]
@@ -112,6 +131,9 @@ def data_section(steps: dict[str, dict[str, Any]]) -> list[str]:
     if splits:
         rows = [(s, v.get("docs"), v.get("tokens")) for s, v in sorted(splits.items())]
         lines += ["### Tokens", ""] + _table(rows, ("split", "documents", "tokens"))
+    mix = steps.get("tokenize", {}).get("stats", {}).get("mix")
+    if mix:
+        lines += mix_lines(mix)
     return lines
 
 

@@ -163,3 +163,22 @@ def write_partition(
         entries.append(shard.finish(vocab_size, eot_id))
     entries.append({"counts": counts})
     yield pa.record_batch({"entry": [json.dumps(e) for e in entries]})
+
+
+def count_partition(
+    batches: Iterator[pa.RecordBatch], *, tokenizer_json: Broadcast[str]
+) -> Iterator[pa.RecordBatch]:
+    """Executor side of `tokenize.mix`: (id, n_tokens) of each document with text, its
+    end-of-text id included, encoded as `write_partition` encodes it."""
+    tokenizer = worker_tokenizer(tokenizer_json.value)
+    counts = dict.fromkeys(COUNTERS, 0)
+    for batch in batches:
+        columns = batch.to_pydict()
+        keep = [i for i, text in enumerate(columns["text"]) if text]
+        found = list(_encoded(tokenizer, keep, columns["text"], counts))
+        yield pa.record_batch(
+            {
+                "id": [columns["id"][i] for i, _ in found],
+                "n_tokens": pa.array([len(e.ids) + 1 for _, e in found], pa.int64()),
+            }
+        )

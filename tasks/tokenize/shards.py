@@ -32,7 +32,8 @@ from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
-from pyspark.sql import Column, SparkSession
+from pyspark import Broadcast
+from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 from tokenizers import Tokenizer
 
@@ -42,6 +43,7 @@ from model.tokenizer import end_of_text
 from tasks.common.spark import local_input_files, session_conf
 from tasks.config import TokenizeConfig
 from tasks.tokenize.bpe import documents_frame, no_documents_error
+from tasks.tokenize.mix import mixed_documents, token_counts
 from tasks.tokenize.shard_writer import COUNTERS, ENCODE_BATCH_DOCS, write_partition
 from tasks.tokenize.split import SPLITS, hex_int, split_column, split_rule, val_threshold
 
@@ -66,22 +68,58 @@ def order_rule(config: TokenizeConfig) -> dict[str, Any]:
     }
 
 
-def _key_columns(config: TokenizeConfig) -> dict[str, Column]:
-    """The split (split.py), partition and sort key of each document, as SQL (mirrors
-    `order_rule`)."""
-    digest = F.sha2(F.col("id"), 256)
-    in_split = split_column(digest, val_threshold(config.val_fraction))
+def _key_columns(config: TokenizeConfig, layout_id: Column | None = None) -> dict[str, Column]:
+    """The split (split.py, by `id`), partition and sort key of each document (by `layout_id`,
+    default `id`: a mixed copy's own id), as SQL (mirrors `order_rule`)."""
+    layout_id = F.col("id") if layout_id is None else layout_id
+    in_split = split_column(F.sha2(F.col("id"), 256), val_threshold(config.val_fraction))
+    digest = F.sha2(layout_id, 256)
     if config.shuffle:
-        key = F.sha2(F.concat(F.lit(f"{config.shuffle_seed}:"), F.col("id")), 256)
+        key = F.sha2(F.concat(F.lit(f"{config.shuffle_seed}:"), layout_id), 256)
         part = F.shiftright(hex_int(key, 1) * config.partitions, 32)
     else:
-        key, part = F.col("id"), F.shiftright(hex_int(digest, 9) * config.partitions, 32)
+        key, part = layout_id, F.shiftright(hex_int(digest, 9) * config.partitions, 32)
     # a document without id sorts first and is skipped (and counted) by the writer
     return {
         "_part": F.coalesce(part, F.lit(0)),
         "_split": F.coalesce(in_split, F.lit("train")),
         "_key": F.coalesce(key, F.lit("")),
     }
+
+
+def _laid_out(
+    spark: SparkSession, docs_uri: str, config: TokenizeConfig, tokenizer: Broadcast[str]
+) -> tuple[DataFrame, dict[str, Any] | None, DataFrame | None]:
+    """(id, text, _part, _split, _key) of every document to write, the manifest's `mix`
+    record (None without `tokenize.mix`) and the persisted frame to release after the write."""
+    frame = documents_frame(spark, docs_uri)
+    if not config.mix:
+        return (
+            frame.select("id", "text", *[c.alias(n) for n, c in _key_columns(config).items()]),
+            None,
+            None,
+        )
+    if "source" not in frame.columns:
+        raise ValueError(
+            f"tokenize.mix is set but {docs_uri} has no `source` column: re-run the curate "
+            "step, or set tokenize.mix = {} for the natural mix"
+        )
+    split = _key_columns(config)["_split"]
+    counted = token_counts(frame.select("id", "text", "source", split.alias("_split")), tokenizer)
+    counted = counted.persist()
+    mixed, record = mixed_documents(counted, config)
+    copy_id = F.when(F.col("_copy") == 0, F.col("id")).otherwise(
+        F.concat(F.col("id"), F.lit("#"), F.col("_copy").cast("string"))
+    )
+    keys = _key_columns(config, copy_id)
+    laid = mixed.select(
+        copy_id.alias("id"),
+        "text",
+        keys["_part"].alias("_part"),
+        "_split",
+        keys["_key"].alias("_key"),
+    )
+    return laid, record, counted
 
 
 def text_bytes(spark: SparkSession, docs_uri: str) -> int | None:
@@ -139,11 +177,10 @@ def _encode_and_write(
     eot_id: int,
     config: TokenizeConfig,
     out_dir: Path,
-) -> list[dict[str, Any]]:
-    """Run the Spark job; the executors' manifest entries and counters."""
-    keyed = documents_frame(spark, docs_uri).select(
-        "id", "text", *[c.alias(n) for n, c in _key_columns(config).items()]
-    )
+) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
+    """Run the Spark job; the executors' manifest entries and counters, and the mix record."""
+    tokenizer = spark.sparkContext.broadcast(tokenizer_json)
+    keyed, mix, persisted = _laid_out(spark, docs_uri, config, tokenizer)
     # Spark partition p holds layout partition p (shard names come from `_part` in the data)
     keys = F.array(*[F.lit(key) for key in partition_keys(spark, config.partitions)])
     spread = keyed.repartition(
@@ -153,7 +190,7 @@ def _encode_and_write(
     writer = partial(
         write_partition,
         out_dir=str(out_dir),
-        tokenizer_json=spark.sparkContext.broadcast(tokenizer_json),
+        tokenizer_json=tokenizer,
         eot_id=eot_id,
         shard_tokens=config.shard_tokens,
     )
@@ -162,9 +199,11 @@ def _encode_and_write(
             # text travels as bytes: invalid UTF-8 reaches `_decode` instead of failing in Arrow
             text = F.col("text").cast("binary").alias("text")
             rows = ordered.select("id", text, "_part", "_split").mapInArrow(writer, "entry string")
-            return [json.loads(row.entry) for row in rows.collect()]
+            return [json.loads(row.entry) for row in rows.collect()], mix
     finally:
-        writer.keywords["tokenizer_json"].unpersist()
+        tokenizer.unpersist()
+        if persisted is not None:
+            persisted.unpersist()
 
 
 def write_shards(
@@ -182,7 +221,7 @@ def write_shards(
     eot_id = tokenizer.token_to_id(end_of_text(tokenizer_path))
     out_dir = Path(out_dir).resolve()
     out_dir.mkdir(parents=True, exist_ok=True)
-    results = _encode_and_write(spark, docs_uri, tokenizer_json, eot_id, config, out_dir)
+    results, mix = _encode_and_write(spark, docs_uri, tokenizer_json, eot_id, config, out_dir)
     entries = sorted((r for r in results if "file" in r), key=lambda entry: entry["file"])
     counts = {c: sum(r["counts"][c] for r in results if "counts" in r) for c in COUNTERS}
     if not entries:
@@ -212,6 +251,8 @@ def write_shards(
         "shards": entries,
         "totals": totals,
     }
+    if mix is not None:
+        manifest["mix"] = mix
     _write_json_atomic(out_dir / "manifest.json", manifest)
     return {
         "docs": sum(t["docs"] for t in totals.values()),
@@ -220,5 +261,6 @@ def write_shards(
         "splits": totals,
         "dtype": manifest["dtype"],
         "vocab_size": vocab_size,
+        **({"mix": mix} if mix is not None else {}),
         **counts,
     }
