@@ -11,8 +11,8 @@ pass untouched), in this order:
    ("temp 21C at 10:00" = "temp 23C at 11:00"), `bot_min_repeats` times or more: the earliest
    is kept, the rest dropped (`social_bot_repeat`). Messages only: a thread document
    (`crawl.social_assemble = "thread"`) has no single author;
-3. exact duplicates (exact dedup's normalised text: reposts, copy-paste): the earliest is
-   kept, the others are `social_duplicate`;
+3. exact duplicates (exact dedup's normalised text, or for a message of emoji only its own
+   text: reposts, copy-paste): the earliest is kept, the others are `social_duplicate`;
 4. near duplicates: MinHash LSH over character n-grams (`char_ngram`) of the normalised text:
    a short message with a few words changed shares no word 5-gram with its original. Pairs are
    verified by estimated Jaccard, merged into components, and all but the earliest member are
@@ -63,13 +63,18 @@ def _earliest_first() -> list[Column]:
     return [F.coalesce(F.col("meta")["created_at"], F.lit(UNDATED)), F.col("id")]
 
 
+def message_key(text: Column) -> Column:
+    """Exact dedup's normalised-text hash; a message without a letter or digit (emoji only,
+    which normalises to nothing) is keyed by its own stripped text instead."""
+    has_word = text.rlike(r"[\p{L}\p{N}]")
+    return F.when(has_word, normalised_text_hash(text)).otherwise(F.sha2(F.trim(text), 256))
+
+
 def bot_repeats(messages: DataFrame, min_repeats: int) -> DataFrame:
     """(id, drop_reason) of every message but the earliest of an author's repeated text
     (numbers and links aside), when the author posted it `min_repeats` times or more."""
     author = F.col("meta")["author_hash"]
-    key = normalised_text_hash(
-        F.regexp_replace(F.regexp_replace("text", _URL_SQL, " "), r"\d+", "0")
-    )
+    key = message_key(F.regexp_replace(F.regexp_replace("text", _URL_SQL, " "), r"\d+", "0"))
     group = Window.partitionBy("_author", "_key")
     keyed = messages.filter(author.isNotNull() & F.col("meta")["message_id"].isNotNull()).select(
         "id", "meta", author.alias("_author"), key.alias("_key")
@@ -86,7 +91,7 @@ def bot_repeats(messages: DataFrame, min_repeats: int) -> DataFrame:
 def exact_copies(messages: DataFrame) -> DataFrame:
     """(id, drop_reason) of every message but the earliest of each normalised text."""
     rank = F.row_number().over(Window.partitionBy("_hash").orderBy(*_earliest_first()))
-    hashed = messages.select("id", "meta", normalised_text_hash(F.col("text")).alias("_hash"))
+    hashed = messages.select("id", "meta", message_key(F.col("text")).alias("_hash"))
     copies = hashed.withColumn("_rank", rank).filter(F.col("_rank") > 1)
     return copies.select("id", F.lit("social_duplicate").alias("drop_reason"))
 
