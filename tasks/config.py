@@ -31,6 +31,7 @@ from tasks.curate.filters.links import LinksConfig
 from tasks.curate.filters.toxicity import ToxicityConfig
 from tasks.curate.paragraphs import ParagraphDedupConfig
 from tasks.curate.quality_classifier import QualityConfig
+from tasks.curate.social_rules import SocialConfig
 
 if TYPE_CHECKING:
     from model.gpt import ModelConfig
@@ -260,7 +261,11 @@ class ExtractConfig(Checked):
     include_tables: bool = True
     """Keep the text of tables."""
     min_chars: int = 50
-    """Pages with less extracted text are dropped (>= 0)."""
+    """Pages (and WARC, news, book and dump records) with less extracted text are dropped as
+    too_short (>= 0)."""
+    social_min_chars: int = 1
+    """The same floor for social messages (`source = "social"`, >= 0): a message is short, and
+    1 passes every message with text to curate, whose `curate.social` stage judges it."""
     partitions: int = 8
     """Work items: each Parquet row group of the input is one Spark task (the crawl writes its
     pages and WARC records in 8 MB row groups: ~125 benchmark pages), cut in slices when it
@@ -278,7 +283,7 @@ class ExtractConfig(Checked):
     1 keeps none)."""
 
     def check(self) -> None:
-        self.at_least(0, "min_chars")
+        self.at_least(0, "min_chars", "social_min_chars")
         self.at_least(1, "partitions")
         self.positive("time_limit_s")
         self.at_least(0, "min_lang_score")
@@ -318,9 +323,12 @@ class CurateConfig(Checked):
     """FineWeb's quality rules (Penedo et al. 2024)."""
     toxicity: ToxicityConfig = field(default_factory=ToxicityConfig)
     """C4 bad words and alt-profanity-check's score (max over lines)."""
+    social: SocialConfig = field(default_factory=SocialConfig)
+    """Message-level cleaning of `source = "social"` records, after the filters: which filters
+    judge them, links, bot repeats, exact and character n-gram near duplicates."""
     paragraph_dedup: ParagraphDedupConfig = field(default_factory=ParagraphDedupConfig)
     """Lines (or paragraphs) in at least `min_documents` documents, removed from all of them
-    (after the filters, before exact dedup)."""
+    (after the filters and the social stage, before exact dedup; social messages skip it)."""
     minhash_ngram: int = 5
     """Near-duplicates: MinHash over word n-grams of this n (>= 1)."""
     minhash_bands: int = 14
@@ -353,6 +361,12 @@ class CurateConfig(Checked):
             len(set(self.filters)) == len(self.filters),
             "filters",
             "filters must name each filter at most once",
+        )
+        unknown = [name for name in self.social.filters if name not in FILTER_NAMES]
+        self.require(
+            not unknown,
+            "social",
+            f"social.filters: unknown filter(s) {unknown}; known: {', '.join(FILTER_NAMES)}",
         )
         self.at_least(1, "minhash_ngram", "minhash_bands", "minhash_rows")
         self.at_least(1, "components_max_iterations")

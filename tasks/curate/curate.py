@@ -1,13 +1,14 @@
-"""The curate step: filters, paragraph dedup, exact dedup, near dedup, decontamination, the
-quality classifier (when `curate.quality.enabled`); every input document accounted for.
+"""The curate step: filters, social message cleaning (when the input holds social messages),
+paragraph dedup, exact dedup, near dedup, decontamination, the quality classifier (when
+`curate.quality.enabled`); every input document accounted for.
 
 Writes `docs/` (kept records, the document schema unchanged), `dropped/` (rejects with
 `drop_reason` and `drop_stage`), `minhash_index/` (for later crawls) and, with the classifier,
 `quality_model.bin`, and returns stats: `input`, `kept`, `dropped_<reason>`, the counters the
-filters keep (e.g. `pii_email`), paragraph dedup's counts (`paragraphs_seen`,
-`paragraphs_removed`, ...), `decontamination` (the evaluation sets checked, with per-set
-contaminated documents), the classifier's `quality_*` and `funnel` (documents left after
-each filter and each later stage).
+filters keep (e.g. `pii_email`), the social stage's `social_*` counts, paragraph dedup's
+counts (`paragraphs_seen`, `paragraphs_removed`, ...), `decontamination` (the evaluation sets
+checked, with per-set contaminated documents), the classifier's `quality_*` and `funnel`
+(documents left after each filter and each later stage).
 """
 
 from __future__ import annotations
@@ -31,6 +32,9 @@ from tasks.curate.paragraph_dedup import STAGE as PARAGRAPH_DEDUP
 from tasks.curate.paragraph_dedup import paragraph_dedup
 from tasks.curate.quality import quality_drops
 from tasks.curate.runner import COUNT_PREFIX, apply_filters, counter_names, drop_counts, funnel
+from tasks.curate.social import STAGE as SOCIAL
+from tasks.curate.social import clean_messages, has_messages
+from tasks.curate.social_rules import SOURCE as SOCIAL_SOURCE
 
 
 def _mark(docs: DataFrame, drops: DataFrame, stage: str) -> DataFrame:
@@ -57,7 +61,7 @@ def curate_documents(
         )
     columns = docs.columns
     filters: list[DocumentFilter] = build_filters(config)
-    filtered = apply_filters(docs, filters).persist()
+    filtered = apply_filters(docs, filters, config.social.filters).persist()
     counters = counter_names(filters)
     passed = filtered.filter(F.col("drop_reason").isNull()).select(*columns).persist()
     # each later stage marks the documents it was given; the next one takes the unmarked
@@ -67,9 +71,18 @@ def curate_documents(
     def survivors() -> DataFrame:
         return marked[-1].filter(F.col("drop_reason").isNull()).select(*columns)
 
+    if config.social.enabled and has_messages(passed):
+        cleaned = clean_messages(passed, config.social, config.components_max_iterations)
+        marked.append(_mark(cleaned.documents, cleaned.drops, SOCIAL).persist())
+        stages.append(SOCIAL)
+        stage_stats.update(cleaned.stats)
     if config.paragraph_dedup.enabled:
-        rewritten, short, paragraph_stats = paragraph_dedup(passed, config.paragraph_dedup)
-        marked.append(_mark(rewritten, short, PARAGRAPH_DEDUP).persist())
+        # boilerplate lines are a page's; a short message would be dropped for losing one
+        current, is_message = survivors(), F.col("source") == SOCIAL_SOURCE
+        pages = current.filter(~is_message)
+        rewritten, short, paragraph_stats = paragraph_dedup(pages, config.paragraph_dedup)
+        documents = rewritten.unionByName(current.filter(is_message))
+        marked.append(_mark(documents, short, PARAGRAPH_DEDUP).persist())
         stages.append(PARAGRAPH_DEDUP)
         stage_stats.update(paragraph_stats)
     kept_so_far = survivors()

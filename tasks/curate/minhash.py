@@ -1,21 +1,25 @@
 """MinHash signatures (datasketch's scheme) and LSH band keys, computed on Spark executors.
 
 Text is normalised to lower-case `\\w+` words (punctuation and spacing do not matter) and cut
-into word n-gram shingles. Each shingle is hashed to 32 bits without building its string: the
-words are hashed once (crc32) and every n-gram's hash is a mix of its words' hashes, computed
-for a whole document with numpy. Signatures are datasketch's default `affine32` MinHash over
-those shingle hashes: the same permutations (taken from `datasketch.MinHash`) and the same
-values as `MinHash(num_perm, seed, hashfunc=int).update_batch(shingle_hashes(text, n))`, but
-computed for a batch of documents in one numpy pass instead of one object per document
-(tests check the equality). A signature of `bands * rows` values is split into `bands` bands;
-each band's values are mixed into one 64-bit key. Two documents that share a key in the same
-band are candidates. Signatures stay in Spark; the driver never collects them.
+into word n-gram shingles, or (`unit="char"`, for short texts such as social messages, where
+a few changed words leave no word 5-gram in common) into character n-grams of the words joined
+by single spaces. Each word shingle is hashed to 32 bits without building its string: the
+words are hashed once (a polynomial hash of their code points) and every n-gram's hash is a
+mix of its words' hashes; a character shingle is the polynomial hash of its code points; all
+computed for a whole batch of texts with numpy. Signatures are datasketch's default `affine32`
+MinHash over those shingle hashes: the same permutations (taken from `datasketch.MinHash`)
+and the same values as `MinHash(num_perm, seed, hashfunc=int).update_batch(shingle_hashes(text,
+n))`, but computed for a batch of documents in one numpy pass instead of one object per
+document (tests check the equality). A signature of `bands * rows` values is split into
+`bands` bands; each band's values are mixed into one 64-bit key. Two documents that share a
+key in the same band are candidates. Signatures stay in Spark; the driver never collects them.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from typing import Literal
 
 import numpy as np
 import pyarrow as pa
@@ -33,6 +37,7 @@ _POSITION_MULTIPLIERS = np.array(
 _POLY = np.uint64(0x100000001B3)  # odd, so invertible modulo 2**64
 _POLY_INVERSE = np.uint64(pow(int(_POLY), -1, 2**64))
 _WORD_CHARS: np.ndarray | None = None
+ShingleUnit = Literal["word", "char"]
 SHINGLE_BATCH = 512  # texts hashed in one numpy pass (bounds the per-character arrays)
 PERMUTE_BATCH = 32  # texts permuted in one pass (keeps the shingles x permutations block small)
 SIGNATURE_SCHEMA = StructType(
@@ -74,25 +79,49 @@ def _word_char_table() -> np.ndarray:
     return _WORD_CHARS
 
 
-def _word_hashes(texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
-    """uint64 hashes of the lower-cased `\\w+` words of all texts, concatenated, and the number
-    of words of each text. Computed on code points with numpy, no Python object per word:
-    a word's hash is its polynomial hash sum(c_j * P**j), taken from one prefix sum."""
-    lowered = [t.lower() for t in texts]  # lower() can change a text's length ("İ")
-    joined = "\x00".join(lowered)  # NUL is not a word character: words never span texts
-    points = np.frombuffer(joined.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
-    is_word = _word_char_table()[points]
-    edges = np.diff(is_word.astype(np.int8), prepend=np.int8(0), append=np.int8(0))
-    starts, ends = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
+def _code_points(strings: list[str]) -> np.ndarray:
+    """The code points of `strings` joined by NUL (never a word character), as uint32."""
+    return np.frombuffer("\x00".join(strings).encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
+
+
+def _span_hashes(points: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
+    """uint64 polynomial hashes sum(c_j * P**j) of the spans [start, end) of `points`, each
+    taken from one prefix sum: no Python object per span."""
     powers = np.cumprod(np.full(len(points), _POLY, dtype=np.uint64))  # P**(j+1), wrapping
     prefix = np.concatenate(([np.uint64(0)], np.cumsum(points * powers, dtype=np.uint64)))
     inverse = np.cumprod(np.full(len(points) + 1, _POLY_INVERSE, dtype=np.uint64))
     inverse = np.concatenate(([np.uint64(1)], inverse))  # P**-j
-    hashes = _fmix64((prefix[ends] - prefix[starts]) * inverse[starts])
+    return (prefix[ends] - prefix[starts]) * inverse[starts]
+
+
+def _word_hashes(texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """uint64 hashes of the lower-cased `\\w+` words of all texts, concatenated, and the number
+    of words of each text. Computed on code points with numpy, no Python object per word."""
+    lowered = [t.lower() for t in texts]  # lower() can change a text's length ("İ")
+    points = _code_points(lowered)
+    is_word = _word_char_table()[points]
+    edges = np.diff(is_word.astype(np.int8), prepend=np.int8(0), append=np.int8(0))
+    starts, ends = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
+    hashes = _fmix64(_span_hashes(points, starts, ends))
     text_starts = np.cumsum([0] + [len(t) + 1 for t in lowered[:-1]])
     owner = np.searchsorted(text_starts, starts, side="right") - 1  # the text of each word
     counts = np.bincount(owner, minlength=len(texts))
     return hashes, counts
+
+
+def char_shingle_hashes(texts: list[str], n: int) -> tuple[np.ndarray, np.ndarray]:
+    """uint32 hashes of every text's character n-grams, over its lower-cased `\\w+` words
+    joined by single spaces, concatenated, and each text's shingle count. A shorter text is
+    one shingle of all of it; a text without words has none."""
+    normalised = [" ".join(_WORD.findall(t.lower())) for t in texts]
+    lengths = np.array([len(t) for t in normalised], dtype=np.int64)
+    counts = np.where(lengths > 0, np.maximum(lengths - n + 1, 1), 0)
+    text_starts = np.cumsum(lengths + 1) - (lengths + 1)  # each text's first code point
+    offsets = np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts)
+    starts = np.repeat(text_starts, counts) + offsets
+    ends = starts + np.repeat(np.minimum(lengths, n), counts)
+    hashes = _fmix64(_span_hashes(_code_points(normalised), starts, ends))
+    return (hashes >> np.uint64(32)).astype(np.uint32), counts
 
 
 def batch_shingle_hashes(texts: list[str], n: int) -> tuple[np.ndarray, np.ndarray]:
@@ -123,13 +152,17 @@ def permutations(num_perm: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     return a.astype(np.uint32), b.astype(np.uint32)
 
 
-def signatures(texts: list[str], ngram: int, num_perm: int, seed: int) -> np.ndarray:
-    """(len(texts), num_perm) uint32 MinHash values; every text must have at least one word."""
+def signatures(
+    texts: list[str], ngram: int, num_perm: int, seed: int, unit: ShingleUnit = "word"
+) -> np.ndarray:
+    """(len(texts), num_perm) uint32 MinHash values over word (or `unit="char"`: character)
+    n-gram shingles; every text must have at least one word."""
     a, b = permutations(num_perm, seed)
+    shingles = batch_shingle_hashes if unit == "word" else char_shingle_hashes
     out = np.empty((len(texts), num_perm), dtype=np.uint32)
     for first in range(0, len(texts), SHINGLE_BATCH):
         chunk = texts[first : first + SHINGLE_BATCH]
-        hashes, counts = batch_shingle_hashes(chunk, ngram)
+        hashes, counts = shingles(chunk, ngram)
         if counts.min() == 0:
             raise ValueError("a text without words has no MinHash signature; filter it first")
         out[first : first + len(chunk)] = _min_permuted(_fmix32(hashes), counts, a, b)
@@ -170,15 +203,22 @@ def _list_column(matrix: np.ndarray) -> pa.ListArray:
     return pa.ListArray.from_arrays(offsets, pa.array(matrix.reshape(-1)))
 
 
-def minhash_table(docs: DataFrame, ngram: int, bands: int, rows: int, seed: int = 1) -> DataFrame:
-    """(id, signature, band_keys) for every document with at least one word."""
+def minhash_table(
+    docs: DataFrame, ngram: int, bands: int, rows: int, seed: int = 1, unit: ShingleUnit = "word"
+) -> DataFrame:
+    """(id, signature, band_keys) for every document with at least one word, over `unit`
+    n-gram shingles."""
 
     def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         for batch in batches:
             texts = [t or "" for t in batch.column("text").to_pylist()]
             has_words = [bool(_WORD.search(t)) for t in texts]
             sigs = signatures(
-                [t for t, ok in zip(texts, has_words, strict=True) if ok], ngram, bands * rows, seed
+                [t for t, ok in zip(texts, has_words, strict=True) if ok],
+                ngram,
+                bands * rows,
+                seed,
+                unit,
             )
             yield pa.RecordBatch.from_arrays(
                 [

@@ -1,7 +1,8 @@
 """The shared filter runner: applies filters in order on Spark executors, first drop wins.
 
 Filters see each document's `url`, `text`, `lang` and `lang_score` (the extract step's
-language id and its probability). Each
+language id and its probability). A social message (`source = "social"`) meets only the
+filters named in `curate.social.filters`. Each
 document leaves with its (possibly rewritten) text, `drop_reason` and `drop_stage` (the
 dropping filter's name; both null when kept) and one integer column per counter the filters
 declare. `funnel` turns the stages into the step's accounting: documents left after each one.
@@ -9,7 +10,7 @@ declare. `funnel` turns the stages into the step's accounting: documents left af
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from typing import Any
 
 import pandas as pd
@@ -18,6 +19,7 @@ from pyspark.sql import functions as F
 from pyspark.sql.types import LongType, StringType, StructField, StructType
 
 from tasks.curate.filters.base import DocumentFilter
+from tasks.curate.social_rules import SOURCE as SOCIAL_SOURCE
 
 COUNT_PREFIX = "n_"
 
@@ -39,9 +41,15 @@ def filter_document(
     return None
 
 
-def apply_filters(docs: DataFrame, filters: Sequence[DocumentFilter]) -> DataFrame:
-    """`docs` plus `drop_reason`, `drop_stage` and `n_<counter>` columns (a pandas UDF)."""
+def apply_filters(
+    docs: DataFrame,
+    filters: Sequence[DocumentFilter],
+    social_filters: Collection[str] | None = None,
+) -> DataFrame:
+    """`docs` plus `drop_reason`, `drop_stage` and `n_<counter>` columns (a pandas UDF);
+    social messages meet only the filters named in `social_filters` (None: all of them)."""
     counters = counter_names(filters)
+    for_messages = [f for f in filters if social_filters is None or f.name in social_filters]
     schema = StructType(
         docs.schema.fields
         + [StructField("drop_reason", StringType(), True)]
@@ -56,13 +64,15 @@ def apply_filters(docs: DataFrame, filters: Sequence[DocumentFilter]) -> DataFra
             none = [None] * len(batch)
             langs = batch["lang"] if "lang" in batch else none
             scores = batch["lang_score"] if "lang_score" in batch else none
-            for url, text, lang, score in zip(
-                batch["url"], batch["text"], langs, scores, strict=True
+            sources = batch["source"] if "source" in batch else none
+            for url, text, lang, score, source in zip(
+                batch["url"], batch["text"], langs, scores, sources, strict=True
             ):
                 score = None if score is None or score != score else float(score)  # NaN: none
                 doc = {"url": url, "text": text or "", "lang": lang, "lang_score": score}
                 doc["counts"] = {}
-                drops.append(filter_document(filters, doc) or (None, None))
+                rules = for_messages if source == SOCIAL_SOURCE else filters
+                drops.append(filter_document(rules, doc) or (None, None))
                 texts.append(doc["text"])
                 for c in counters:
                     counts[c].append(doc["counts"].get(c, 0))

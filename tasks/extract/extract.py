@@ -6,9 +6,10 @@ language; a text/plain page is its own text) or a reject with its `drop_reason`:
 'extraction_error' (the extractor failed), 'extraction_timeout' (longer than
 `extract.time_limit_s`), 'extraction_empty' (no main text found), 'too_short'
 (< `extract.min_chars`), 'lang_not_allowed' / 'lang_score_low' (`extract.allowed_langs`,
-`extract.min_lang_score`). WET records, books and dumps are language-identified and
-length-checked the same way. Every input is accounted for: kept (`docs/`) + dropped
-(`dropped/`) = the records of every crawl output folder.
+`extract.min_lang_score`). WET records, books, dumps and social messages are
+language-identified and length-checked the same way (messages against
+`extract.social_min_chars`: 1 by default, curate judges them). Every input is accounted
+for: kept (`docs/`) + dropped (`dropped/`) = the records of every crawl output folder.
 """
 
 from __future__ import annotations
@@ -83,10 +84,13 @@ def page_drop_reason(page: Record) -> str | None:
     return None
 
 
-def judge_text(text: str, config: ExtractConfig) -> tuple[str | None, float | None, str | None]:
-    """(lang, lang_score, drop_reason) of a text: 'too_short' below `min_chars`,
-    'lang_not_allowed' outside `allowed_langs`, 'lang_score_low' below `min_lang_score`."""
-    if len(text.strip()) < config.min_chars:
+def judge_text(
+    text: str, config: ExtractConfig, min_chars: int | None = None
+) -> tuple[str | None, float | None, str | None]:
+    """(lang, lang_score, drop_reason) of a text: 'too_short' below `min_chars` (default
+    `config.min_chars`), 'lang_not_allowed' outside `allowed_langs`, 'lang_score_low' below
+    `min_lang_score`."""
+    if len(text.strip()) < (config.min_chars if min_chars is None else min_chars):
         return None, None, "too_short"
     lang, score = identify_language(text)
     if config.allowed_langs and lang not in config.allowed_langs:
@@ -170,13 +174,16 @@ def judge_warc(records: Iterable[Record], config: ExtractConfig) -> Iterator[dic
 
 
 def judge_documents(documents: Iterable[Record], config: ExtractConfig) -> Iterator[dict[str, Any]]:
-    """Document records (books, dumps, social) to judged records, language and length checked."""
+    """Document records (books, dumps, social) to judged records, language and length checked
+    (a social message against `extract.social_min_chars`)."""
     for document in documents:
         record = dict(document)
         if (record["meta"] or {}).get("fetch_error"):  # a book URL that could not be fetched
             lang, score, reason = None, None, "fetch_error"
         else:
-            lang, score, reason = judge_text(record["text"] or "", config)
+            social = record["source"] == "social"
+            floor = config.social_min_chars if social else config.min_chars
+            lang, score, reason = judge_text(record["text"] or "", config, floor)
         record.update(lang=lang, lang_score=score, drop_reason=reason)
         yield {name: record[name] for name in JUDGED_NAMES}
 

@@ -13,6 +13,7 @@ from tasks.curate.minhash import (
     _fmix64,
     band_keys,
     batch_shingle_hashes,
+    char_shingle_hashes,
     shingle_hashes,
     signatures,
 )
@@ -73,3 +74,20 @@ def test_band_keys_agree_exactly_where_bands_agree():
 def test_a_text_without_words_has_no_signature():
     with pytest.raises(ValueError, match="without words"):
         signatures(["fine text", "..."], 5, 16, seed=1)
+
+
+def test_char_shingles_hash_the_normalised_text_window_by_window():
+    def reference(text: str, n: int) -> list[int]:
+        joined = " ".join(re.findall(r"\w+", text.lower()))
+        width, out = min(n, len(joined)), []
+        for i in range(len(joined) - width + 1 if joined else 0):
+            window = joined[i : i + width]
+            h = sum(ord(c) * pow(int(_POLY), j + 1, 2**64) for j, c in enumerate(window)) % 2**64
+            out.append(int(_fmix64(np.array([h], dtype=np.uint64))[0]) >> 32)
+        return out
+
+    texts = [*TEXTS, "", "ab!", "!!"]
+    hashes, counts = char_shingle_hashes(texts, 5)
+    assert counts.tolist() == [len(reference(t, 5)) for t in texts]
+    assert hashes.tolist() == [h for t in texts for h in reference(t, 5)]
+    assert char_shingle_hashes(["Hello,   WORLD"], 5)[0].tolist() == reference("hello world", 5)
