@@ -189,7 +189,7 @@ def write_planted_parquet(n_docs: int, folder: Path, chunk: int = 50_000) -> dic
     folder.mkdir(parents=True)
     rows = [(f"a{i:06d}", t) for i, t in enumerate(texts)]
     count, part = len(rows), 0
-    while rows:
+    while part == 0 or count < n_docs:
         while len(rows) < chunk and count < n_docs:
             k = rng.randrange(len(texts))
             copy = edited_copy(texts[k], rng.choice(FRACTIONS), rng)
