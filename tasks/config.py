@@ -337,6 +337,9 @@ class CurateConfig(Checked):
     """LSH rows per band (>= 1)."""
     minhash_seed: int = 1
     """Seed of the MinHash permutations."""
+    minhash_max_bucket: int = 1000
+    """LSH buckets keep at most this many members (the smallest ids); the surplus is not
+    compared in that band (counted as lsh_buckets_capped, lsh_bucket_members_skipped; >= 2)."""
     min_estimated_jaccard: float = 0.7
     """Candidate pairs whose signatures agree on fewer than this share of permutations are
     not merged (in [0, 1]; 0 = merge every LSH candidate, as FineWeb does)."""
@@ -370,6 +373,7 @@ class CurateConfig(Checked):
         )
         self.at_least(1, "minhash_ngram", "minhash_bands", "minhash_rows")
         self.at_least(1, "components_max_iterations")
+        self.at_least(2, "minhash_max_bucket")
         self.fraction("min_estimated_jaccard")
 
 

@@ -90,7 +90,7 @@ def curate_documents(
     unique = survivors().persist()
     cached.append(unique)
     previous = read_previous_index(spark, config)
-    near_ids, table = near_duplicates(unique, previous, config)
+    near_ids, table = near_duplicates(unique, previous, config, stage_stats)
     cached.append(table)
     marked.append(_mark(unique, near_ids, "near_dedup").persist())
     stages += ["exact_dedup", "near_dedup"]

@@ -9,14 +9,18 @@ id survives and the others are `near_duplicate`.
 
 from __future__ import annotations
 
+import argparse
 import json
+import shutil
+import time
 from pathlib import Path
 
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from tasks.config import CurateConfig
-from tasks.curate.components import candidate_pairs, connected_components
+from tasks.common.spark import spark_session
+from tasks.config import CurateConfig, SparkConfig
+from tasks.curate.components import bucket_stats, candidate_pairs, components, lsh_buckets
 from tasks.curate.minhash import estimated_jaccard, minhash_table
 
 INDEX_DIR = "minhash_index"
@@ -53,9 +57,13 @@ def read_previous_index(spark: SparkSession, config: CurateConfig) -> DataFrame 
 
 
 def near_duplicates(
-    docs: DataFrame, previous: DataFrame | None, config: CurateConfig
+    docs: DataFrame,
+    previous: DataFrame | None,
+    config: CurateConfig,
+    stats: dict[str, int] | None = None,
 ) -> tuple[DataFrame, DataFrame]:
-    """(id, drop_reason) of near-duplicates in `docs`, and the MinHash table of `docs`."""
+    """(id, drop_reason) of near-duplicates in `docs`, and the MinHash table of `docs`; the
+    LSH bucket counts (`bucket_stats`) are added to `stats` when given."""
     table = minhash_table(
         docs, config.minhash_ngram, config.minhash_bands, config.minhash_rows, config.minhash_seed
     ).persist()
@@ -67,7 +75,10 @@ def near_duplicates(
         nodes = nodes.union(earlier)
     index = nodes.select("node", F.posexplode("band_keys").alias("band", "key"))
     # dst > src and new nodes sort last: a pair with a new node always has it as dst.
-    pairs = candidate_pairs(index).filter(F.col("dst").startswith("1"))
+    buckets = lsh_buckets(index, config.minhash_max_bucket).persist()
+    if stats is not None:
+        stats.update(bucket_stats(buckets, config.minhash_max_bucket))
+    pairs = candidate_pairs(buckets).filter(F.col("dst").startswith("1"))
     if config.min_estimated_jaccard > 0:
         sigs = nodes.select("node", "signature")
         pairs = (
@@ -81,7 +92,7 @@ def near_duplicates(
             )
             .select("src", "dst")
         )
-    clusters = connected_components(pairs, config.components_max_iterations)
+    clusters = components(pairs, config.components_max_iterations)
     dropped = clusters.filter((F.col("node") != F.col("component")) & F.col("node").startswith("1"))
     reason = F.when(F.col("component").startswith("0"), F.lit("near_duplicate_previous")).otherwise(
         F.lit("near_duplicate")
@@ -104,3 +115,37 @@ def write_index(
         kept = kept.union(previous.select(*table.columns))
     kept.write.mode("error").parquet(str(out_dir / INDEX_DIR))
     (out_dir / PARAMS_FILE).write_text(json.dumps(minhash_params(config), sort_keys=True))
+
+
+def main(argv: list[str] | None = None) -> None:
+    """`python -m tasks.curate.near_dedup --input DIR --output DIR`: the curate step's near dedup
+    alone, on a Parquet folder of (id, text); writes `dropped/` (id, drop_reason) and
+    `stats.json` under the output folder (built beside it, then renamed)."""
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("--input", required=True, help="Parquet folder with id and text columns")
+    parser.add_argument("--output", required=True, help="folder to create (must not exist)")
+    parser.add_argument("--master", default=SparkConfig.master, help="Spark master URL")
+    parser.add_argument("--shuffle-partitions", type=int, default=SparkConfig.shuffle_partitions)
+    args = parser.parse_args(argv)
+    out = Path(args.output)
+    if out.exists():
+        raise FileExistsError(f"--output {out} exists; remove it or name a new folder")
+    started = time.perf_counter()
+    spark = spark_session(
+        SparkConfig(master=args.master, shuffle_partitions=args.shuffle_partitions)
+    )
+    config, stats = CurateConfig(), {}
+    docs = spark.read.parquet(args.input).select("id", "text")
+    dropped, _ = near_duplicates(docs, None, config, stats)
+    partial = out.with_name(out.name + ".partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    dropped.write.parquet(str(partial / "dropped"))
+    counts = spark.read.parquet(str(partial / "dropped")).groupBy("drop_reason").count().collect()
+    stats.update({f"dropped_{r['drop_reason']}": r["count"] for r in counts})
+    stats["seconds"] = round(time.perf_counter() - started, 3)
+    (partial / "stats.json").write_text(json.dumps(stats, indent=2, sort_keys=True))
+    partial.rename(out)
+
+
+if __name__ == "__main__":
+    main()
