@@ -1,4 +1,4 @@
-"""Real servers on 127.0.0.1 for the cluster-mode test: a Spark standalone master and worker
+"""Real servers on 127.0.0.1 for the cluster-mode test: a Spark standalone master and 2 workers
 (pyspark's own `bin/spark-class`), an `mlflow server` and a Prefect server. Each runs in its own
 process group with its log in a temporary folder; teardown stops every group it started."""
 
@@ -102,10 +102,10 @@ class Cluster:
 
     def wait_ready(self) -> Cluster:
         """Wait for every server (the worker registered with the master); return self."""
-        alive = '"aliveworkers" : 1'
+        alive = '"aliveworkers" : 2'
         self.services.wait_until("spark-master", lambda: http_ok(f"{self.spark_ui}/json/"))
         self.services.wait_until(
-            "spark-worker", lambda: http_ok(f"{self.spark_ui}/json/", lambda body: alive in body)
+            "spark-master", lambda: http_ok(f"{self.spark_ui}/json/", lambda body: alive in body)
         )
         self.services.wait_until("mlflow", lambda: http_ok(f"{self.mlflow_uri}/health"))
         self.services.wait_until("prefect", lambda: http_ok(f"{self.prefect_api_url}/health"))
@@ -124,10 +124,10 @@ def server_env(**extra: str) -> dict[str, str]:
     return env | fixed | extra
 
 
-def start_spark(services: Services, root: Path) -> tuple[str, str]:
-    """A standalone master and one worker (2 cores, 2 GiB; it retries until the master is up);
-    returns the master and UI URLs."""
-    port, ui_port, worker_ui = free_port(), free_port(), free_port()
+def start_spark(services: Services, root: Path, workers: int = 2) -> tuple[str, str]:
+    """A standalone master and `workers` workers (1 core, 1 GiB each; they retry until the
+    master is up); returns the master and UI URLs."""
+    port, ui_port = free_port(), free_port()
     spark_class = str(SPARK_HOME / "bin" / "spark-class")
     env = server_env(SPARK_HOME=str(SPARK_HOME), PYSPARK_PYTHON=sys.executable)
     master = f"spark://127.0.0.1:{port}"
@@ -137,13 +137,14 @@ def start_spark(services: Services, root: Path) -> tuple[str, str]:
         + ["--port", str(port), "--webui-port", str(ui_port)],
         env,
     )
-    services.start(
-        "spark-worker",
-        [spark_class, "org.apache.spark.deploy.worker.Worker", master, "--host", "127.0.0.1"]
-        + ["--cores", "2", "--memory", "2g", "--webui-port", str(worker_ui)]
-        + ["--work-dir", str(root / "spark-work")],
-        env,
-    )
+    for k in range(workers):
+        services.start(
+            f"spark-worker-{k}",
+            [spark_class, "org.apache.spark.deploy.worker.Worker", master, "--host", "127.0.0.1"]
+            + ["--cores", "1", "--memory", "1g", "--webui-port", str(free_port())]
+            + ["--work-dir", str(root / f"spark-work-{k}")],
+            env,
+        )
     return master, f"http://127.0.0.1:{ui_port}"
 
 

@@ -1,11 +1,13 @@
 """Cluster mode: the same pipeline against real Spark standalone, MLflow and Prefect servers gives
 the embedded run's data (the same kept documents, byte-identical token shards) and a model that
-is registered and loadable through the MLflow server. Training runs two ranks from a hostfile."""
+is registered and loadable through the MLflow server. Training runs two ranks from a hostfile.
+Near dedup on the standalone master (2 workers) drops exactly the ids the local session drops."""
 
 from __future__ import annotations
 
 import json
 import os
+import random
 import subprocess
 import sys
 from pathlib import Path
@@ -19,7 +21,11 @@ from tokenizers import Tokenizer
 
 from model.checkpoint import load_model
 from model.generate import complete
+from tasks.config import CurateConfig
 from tasks.crawl.pydoc_site import generate_site, serve_site
+from tasks.curate.near_dedup import near_duplicates
+from tests.infra.conftest import server_env
+from tests.tasks.curate.planted import planted_set
 
 pytestmark = pytest.mark.e2e
 
@@ -178,3 +184,24 @@ def test_model_is_registered_and_loads_through_the_server(runs, cluster) -> None
     local, _ = load_model(export)
     tokenizer = Tokenizer.from_file(str(export / "tokenizer.json"))
     assert served == [complete(local, tokenizer, "The module", 5, 0.8, 40, 7)]
+
+
+def test_near_dedup_on_the_cluster_drops_the_same_ids_as_local(spark, cluster, tmp_path) -> None:
+    """`python -m tasks.curate.near_dedup` against the standalone master (2 workers) drops
+    exactly the ids and reasons the local session drops."""
+    rng = random.Random(7)
+    vocabulary = [f"w{k}" for k in range(3000)]
+    passages = [" ".join(rng.choices(vocabulary, k=150)) for _ in range(400)]
+    docs, _ = planted_set(passages, [0.0, 0.01, 0.03, 0.1, 0.3])
+    frame = spark.createDataFrame(docs, "id string, text string").repartition(3)
+    frame.write.parquet(str(tmp_path / "input"))
+    dropped, _ = near_duplicates(frame, None, CurateConfig())
+    local = {(r["id"], r["drop_reason"]) for r in dropped.collect()}
+    command = [sys.executable, "-m", "tasks.curate.near_dedup", "--input", str(tmp_path / "input")]
+    command += ["--output", str(tmp_path / "out"), "--master", cluster.wait_ready().spark_master]
+    done = subprocess.run(command, env=server_env(), capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    table = pq.read_table(tmp_path / "out" / "dropped")
+    on_cluster = set(zip(table["id"].to_pylist(), table["drop_reason"].to_pylist(), strict=True))
+    assert len(local) > 200  # the planted copies at 0-3% edits are found
+    assert on_cluster == local
