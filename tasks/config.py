@@ -641,6 +641,8 @@ class LmforgeConfig:
 
 # Keys that moved: the old flat key -> its new place. Setting an old key fails, naming the new.
 RENAMED_KEYS = {
+    # the languages kept are chosen once, where they are identified
+    "curate.langs": "extract.allowed_langs",
     "curate.min_chars": "curate.length.min_chars",
     "curate.blocked_domains_file": "curate.links.blocked_domains_file",
     "curate.url_blockwords_file": "curate.links.url_blockwords_file",

@@ -134,6 +134,10 @@ def test_an_old_flat_key_names_its_new_key(tmp_path):
         ConfigError, match=r"preset\.toml: .*renamed to 'curate\.toxicity\.threshold'"
     ):
         load_config(preset)
+    with pytest.raises(
+        ConfigError, match=r"'curate\.langs' was renamed to 'extract\.allowed_langs'"
+    ):
+        load_config(None, ["curate.langs=['en', 'fr']"])
 
 
 def test_sections_check_themselves_when_built():
