@@ -72,7 +72,7 @@ def describe_error(err: BaseException) -> str:
     return f"network: {type(err).__name__}: {err}"
 
 
-def _retry_wait(reply: Reply | None, attempt: int, config: CrawlConfig) -> float:
+def retry_wait(reply: Reply | None, attempt: int, config: CrawlConfig) -> float:
     """Seconds before the next attempt: Retry-After (seconds or a date, capped), else backoff."""
     wait = config.backoff_s * 2**attempt
     value = reply.headers.get("Retry-After", "").strip() if reply is not None else ""
@@ -113,7 +113,7 @@ def _attempts(url: str, config: CrawlConfig, request: _Request, delay: float) ->
             if str(err).startswith("budget: "):
                 raise
             error = err
-        wait = _retry_wait(reply, attempt, config)
+        wait = retry_wait(reply, attempt, config)
         if attempt == config.max_retries or time.monotonic() + wait >= request.deadline:
             break
         time.sleep(wait)
@@ -122,7 +122,7 @@ def _attempts(url: str, config: CrawlConfig, request: _Request, delay: float) ->
     raise error
 
 
-def _robots_delay(url: str, config: CrawlConfig, deadline: float | None) -> float:
+def robots_delay(url: str, config: CrawlConfig, deadline: float | None) -> float:
     """Seconds to keep between requests to `url`'s host; raise FetchError if robots.txt
     (fetched once per origin) refuses `url`."""
     origin = "{0.scheme}://{0.netloc}".format(urlsplit(url))
@@ -156,7 +156,7 @@ def _follow(
     hop, seen = normalise_url(url) or url, set()
     for _ in range(config.max_redirects + 1):
         seen.add(hop)
-        delay = _robots_delay(hop, config, deadline) if request.polite else 0.0
+        delay = robots_delay(hop, config, deadline) if request.polite else 0.0
         reply = _attempts(hop, config, request, delay)
         location = reply.headers.get("Location")
         if reply.status not in REDIRECTS or not location:

@@ -22,23 +22,23 @@ from tasks.crawl.fetch import (
     REDIRECTS,
     RETRIED,
     FetchError,
-    _retry_wait,
-    _robots_delay,
     describe_error,
+    retry_wait,
+    robots_delay,
 )
 from tasks.crawl.links import normalise_url
 from tasks.crawl.politeness import GATE
 from tasks.crawl.safety import checked_address
-from tasks.crawl.transfer import BodyStream, Reply, _Deadline, opened
+from tasks.crawl.transfer import BodyStream, Deadline, Reply, opened
 
-Opened = tuple[http.client.HTTPResponse, _Deadline]
+Opened = tuple[http.client.HTTPResponse, Deadline]
 
 
 def _open_hop(url: str, config: CrawlConfig, deadline: float, stack: ExitStack) -> Opened:
     """The response to GET `url` (entered on `stack`), after retries; a last 5xx is returned."""
     parts = urlsplit(url)
     address = checked_address(parts, config.allow_private_hosts)
-    delay = _robots_delay(url, config, None)
+    delay = robots_delay(url, config, None)
     headers = {"User-Agent": config.user_agent, "Accept-Encoding": "identity"}
     error: BaseException | None = None
     for attempt in range(config.max_retries + 1):
@@ -55,7 +55,7 @@ def _open_hop(url: str, config: CrawlConfig, deadline: float, stack: ExitStack) 
         except RETRIED as err:
             error = err
         reply = None if response is None else Reply(response.status, response.headers, b"", False)
-        wait = _retry_wait(reply, attempt, config)
+        wait = retry_wait(reply, attempt, config)
         if attempt == config.max_retries or time.monotonic() + wait >= deadline:
             break
         time.sleep(wait)

@@ -35,7 +35,7 @@ class Reply:
     truncated: bool
 
 
-class _Deadline:
+class Deadline:
     """Shuts `sock` down when the deadline passes; `arm` sets the timeout of the next read."""
 
     def __init__(self, sock: socket.socket, deadline: float, read_timeout: float) -> None:
@@ -72,7 +72,7 @@ def _decoder(content_encoding: str) -> zlib._Decompress | None:
 
 
 def read_capped(
-    response: http.client.HTTPResponse, guard: _Deadline, max_bytes: int
+    response: http.client.HTTPResponse, guard: Deadline, max_bytes: int
 ) -> tuple[bytes, bool]:
     """The decoded body, cut at `max_bytes`; and whether it was cut."""
     decoder = _decoder(response.headers.get("Content-Encoding", ""))
@@ -111,13 +111,13 @@ def opened(
     address: tuple[str, int],
     headers: dict[str, str],
     timeouts: tuple[float, float, float],
-) -> Iterator[tuple[http.client.HTTPResponse, _Deadline]]:
+) -> Iterator[tuple[http.client.HTTPResponse, Deadline]]:
     """An open GET of `parts` at `address` and the deadline guard of its reads; `timeouts` =
     (connect, read, total). The connection is closed on leaving."""
     connect_timeout, read_timeout, total = timeouts
     deadline = time.monotonic() + total
     sock = _connect(parts, address, min(connect_timeout, total))
-    guard = _Deadline(sock, deadline, read_timeout)
+    guard = Deadline(sock, deadline, read_timeout)
     cls = (
         http.client.HTTPSConnection
         if parts.scheme.lower() == "https"
@@ -146,7 +146,7 @@ class BodyStream(io.RawIOBase):
     (a safety cap on what is read, not memory: nothing is held here)."""
 
     def __init__(
-        self, response: http.client.HTTPResponse, guard: _Deadline, max_bytes: int, limit: str
+        self, response: http.client.HTTPResponse, guard: Deadline, max_bytes: int, limit: str
     ) -> None:
         super().__init__()
         self.response, self.guard, self.max_bytes, self.limit = response, guard, max_bytes, limit
