@@ -72,7 +72,9 @@ def curate_documents(
         return marked[-1].filter(F.col("drop_reason").isNull()).select(*columns)
 
     if config.social.enabled and has_messages(passed):
-        cleaned = clean_messages(passed, config.social, config.components_max_iterations)
+        cleaned = clean_messages(
+            passed, config.social, config.components_max_iterations, config.minhash_max_bucket
+        )
         marked.append(_mark(cleaned.documents, cleaned.drops, SOCIAL).persist())
         stages.append(SOCIAL)
         stage_stats.update(cleaned.stats)

@@ -32,7 +32,7 @@ from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 from pyspark.sql.types import LongType, StringType, StructField, StructType
 
-from tasks.curate.components import candidate_pairs, connected_components
+from tasks.curate.components import candidate_pairs, components, lsh_buckets
 from tasks.curate.exact_dedup import normalised_text_hash
 from tasks.curate.filters.links import URL
 from tasks.curate.minhash import estimated_jaccard, minhash_table
@@ -96,9 +96,12 @@ def exact_copies(messages: DataFrame) -> DataFrame:
     return copies.select("id", F.lit("social_duplicate").alias("drop_reason"))
 
 
-def near_copies(messages: DataFrame, config: SocialConfig, max_iterations: int) -> DataFrame:
+def near_copies(
+    messages: DataFrame, config: SocialConfig, max_iterations: int, max_bucket: int
+) -> DataFrame:
     """(id, drop_reason) of every message but the earliest of each near-duplicate component
-    (character n-gram MinHash LSH, pairs verified by estimated Jaccard)."""
+    (character n-gram MinHash LSH, buckets capped at `max_bucket`, pairs verified by estimated
+    Jaccard)."""
     when, doc_id = _earliest_first()
     nodes = messages.select(F.concat(when, F.lit("|"), doc_id).alias("id"), "text")
     table = minhash_table(nodes, config.char_ngram, config.bands, config.rows, config.seed, "char")
@@ -106,7 +109,7 @@ def near_copies(messages: DataFrame, config: SocialConfig, max_iterations: int) 
     index = table.select("node", F.posexplode("band_keys").alias("band", "key"))
     sigs = table.select("node", "signature")
     pairs = (
-        candidate_pairs(index)
+        candidate_pairs(lsh_buckets(index, max_bucket))
         .join(sigs.withColumnRenamed("node", "src").withColumnRenamed("signature", "a"), "src")
         .join(sigs.withColumnRenamed("node", "dst").withColumnRenamed("signature", "b"), "dst")
         .filter(
@@ -114,7 +117,7 @@ def near_copies(messages: DataFrame, config: SocialConfig, max_iterations: int) 
         )
         .select("src", "dst")
     )
-    clusters = connected_components(pairs, max_iterations)
+    clusters = components(pairs, max_iterations)
     copies = clusters.filter(F.col("node") != F.col("component"))
     return copies.select(
         F.substring_index("node", "|", -1).alias("id"),
@@ -136,9 +139,11 @@ def has_messages(docs: DataFrame) -> bool:
     return not docs.filter(F.col("source") == SOURCE).isEmpty()
 
 
-def clean_messages(docs: DataFrame, config: SocialConfig, max_iterations: int) -> SocialResult:
-    """Apply the link, bot, exact and near-duplicate rules to the social messages of `docs`;
-    the drops are computed once (a local checkpoint)."""
+def clean_messages(
+    docs: DataFrame, config: SocialConfig, max_iterations: int, max_bucket: int
+) -> SocialResult:
+    """Apply the link, bot, exact and near-duplicate rules to the social messages of `docs`
+    (LSH buckets capped at `max_bucket`); the drops are computed once (a local checkpoint)."""
     columns = docs.columns
     is_message = F.col("source") == SOURCE
     linked = _link_rules(docs.filter(is_message), config).localCheckpoint()
@@ -149,7 +154,7 @@ def clean_messages(docs: DataFrame, config: SocialConfig, max_iterations: int) -
         left = left.join(drops[-1], "id", "left_anti")
     drops.append(exact_copies(left).localCheckpoint())
     left = left.join(drops[-1], "id", "left_anti")
-    drops.append(near_copies(left, config, max_iterations).localCheckpoint())
+    drops.append(near_copies(left, config, max_iterations, max_bucket).localCheckpoint())
     totals = linked.agg(
         F.count("*").alias("messages"),
         F.count(F.when(F.col("_urls") > 0, True)).alias("changed"),
