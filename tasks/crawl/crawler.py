@@ -166,9 +166,9 @@ def previous_pages(spark: SparkSession, previous_output: str) -> DataFrame | Non
     if not previous_output:
         return None
     folder = Path(previous_output) / "pages"
-    if not folder.is_dir() and (Path(previous_output) / "news").is_dir():
-        return None
     if not folder.is_dir():
+        if (Path(previous_output) / "news").is_dir():
+            return None
         raise ValueError(
             f"crawl.previous_output: {folder} does not exist; give an earlier crawl step "
             "folder (<work_dir>/crawl/<fingerprint>) or '' for none"

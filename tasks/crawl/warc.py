@@ -24,6 +24,7 @@ from urllib.parse import urljoin
 
 import pyarrow as pa
 from pyspark.sql import SparkSession
+from pyspark.sql.pandas.types import to_arrow_schema
 from pyspark.sql.types import LongType, MapType, StringType, StructField, StructType
 from warcio.archiveiterator import ArchiveIterator
 from warcio.recordloader import ArcWarcRecord
@@ -54,21 +55,7 @@ WARC_SCHEMA = StructType(
 
 
 # `WARC_SCHEMA` as the tasks write it with pyarrow (every column nullable, as Spark reads it).
-WARC_ARROW = pa.schema(
-    [
-        ("id", pa.string()),
-        ("url", pa.string()),
-        ("source", pa.string()),
-        ("status", pa.int32()),
-        ("error", pa.string()),
-        ("content_type", pa.string()),
-        ("html", pa.string()),
-        ("text", pa.string()),
-        ("bytes", pa.int64()),
-        ("fetched_at", pa.string()),
-        ("meta", pa.map_(pa.string(), pa.string())),
-    ]
-)
+WARC_ARROW = pa.schema([field.with_nullable(True) for field in to_arrow_schema(WARC_SCHEMA)])
 
 
 def read_payload(record: ArcWarcRecord, max_bytes: int, meta: dict[str, str]) -> bytes:

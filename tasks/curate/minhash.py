@@ -236,3 +236,13 @@ def estimated_jaccard(left: str, right: str, num_perm: int) -> F.Column:
     """Share of equal MinHash values between two signature columns (estimates Jaccard)."""
     equal = F.zip_with(F.col(left), F.col(right), lambda x, y: (x == y).cast("int"))
     return F.aggregate(equal, F.lit(0), lambda acc, x: acc + x) / F.lit(num_perm)
+
+
+def similar_pairs(pairs: DataFrame, nodes: DataFrame, num_perm: int, threshold: float) -> DataFrame:
+    """The (src, dst) of `pairs` whose signatures (`nodes`: node, signature) agree on at least
+    `threshold` of their `num_perm` values."""
+    sigs = nodes.select("node", "signature")
+    left = sigs.withColumnRenamed("node", "src").withColumnRenamed("signature", "a")
+    right = sigs.withColumnRenamed("node", "dst").withColumnRenamed("signature", "b")
+    joined = pairs.join(left, "src").join(right, "dst")
+    return joined.filter(estimated_jaccard("a", "b", num_perm) >= threshold).select("src", "dst")

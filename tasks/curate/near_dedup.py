@@ -21,7 +21,7 @@ from pyspark.sql import functions as F
 from tasks.common.spark import spark_session
 from tasks.config import CurateConfig, SparkConfig
 from tasks.curate.components import bucket_stats, candidate_pairs, components, lsh_buckets
-from tasks.curate.minhash import estimated_jaccard, minhash_table
+from tasks.curate.minhash import minhash_table, similar_pairs
 
 INDEX_DIR = "minhash_index"
 PARAMS_FILE = "minhash_params.json"
@@ -80,18 +80,8 @@ def near_duplicates(
         stats.update(bucket_stats(buckets, config.minhash_max_bucket))
     pairs = candidate_pairs(buckets).filter(F.col("dst").startswith("1"))
     if config.min_estimated_jaccard > 0:
-        sigs = nodes.select("node", "signature")
-        pairs = (
-            pairs.join(
-                sigs.withColumnRenamed("node", "src").withColumnRenamed("signature", "a"), "src"
-            )
-            .join(sigs.withColumnRenamed("node", "dst").withColumnRenamed("signature", "b"), "dst")
-            .filter(
-                estimated_jaccard("a", "b", config.minhash_bands * config.minhash_rows)
-                >= config.min_estimated_jaccard
-            )
-            .select("src", "dst")
-        )
+        num_perm = config.minhash_bands * config.minhash_rows
+        pairs = similar_pairs(pairs, nodes, num_perm, config.min_estimated_jaccard)
     clusters = components(pairs, config.components_max_iterations)
     dropped = clusters.filter((F.col("node") != F.col("component")) & F.col("node").startswith("1"))
     reason = F.when(F.col("component").startswith("0"), F.lit("near_duplicate_previous")).otherwise(

@@ -35,7 +35,7 @@ from pyspark.sql.types import LongType, StringType, StructField, StructType
 from tasks.curate.components import candidate_pairs, components, lsh_buckets
 from tasks.curate.exact_dedup import normalised_text_hash
 from tasks.curate.filters.links import URL
-from tasks.curate.minhash import estimated_jaccard, minhash_table
+from tasks.curate.minhash import minhash_table, similar_pairs
 from tasks.curate.social_rules import SOURCE, SocialConfig, link_verdict
 
 STAGE = "social"
@@ -107,16 +107,9 @@ def near_copies(
     table = minhash_table(nodes, config.char_ngram, config.bands, config.rows, config.seed, "char")
     table = table.withColumnRenamed("id", "node")
     index = table.select("node", F.posexplode("band_keys").alias("band", "key"))
-    sigs = table.select("node", "signature")
-    pairs = (
-        candidate_pairs(lsh_buckets(index, max_bucket))
-        .join(sigs.withColumnRenamed("node", "src").withColumnRenamed("signature", "a"), "src")
-        .join(sigs.withColumnRenamed("node", "dst").withColumnRenamed("signature", "b"), "dst")
-        .filter(
-            estimated_jaccard("a", "b", config.bands * config.rows) >= config.min_estimated_jaccard
-        )
-        .select("src", "dst")
-    )
+    candidates = candidate_pairs(lsh_buckets(index, max_bucket))
+    num_perm = config.bands * config.rows
+    pairs = similar_pairs(candidates, table, num_perm, config.min_estimated_jaccard)
     clusters = components(pairs, max_iterations)
     copies = clusters.filter(F.col("node") != F.col("component"))
     return copies.select(
