@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 from tasks.config import CurateConfig
 from tasks.curate.components import components, connected_components
 from tasks.curate.near_dedup import near_duplicates
@@ -15,17 +13,14 @@ def test_degenerate_buckets_are_capped_and_counted(spark):
     distinct = [(f"w{i}", " ".join(f"word{i}x{k}" for k in range(60))) for i in range(20)]
     frame = spark.createDataFrame(near_empty + distinct, "id string, text string")
     config, stats = CurateConfig(minhash_max_bucket=100), {}
-    started = time.perf_counter()
     dropped, _ = near_duplicates(frame, None, config, stats)
     ids = {r["id"] for r in dropped.collect()}
-    seconds = time.perf_counter() - started
     bands = config.minhash_bands
     assert stats["lsh_buckets"] == bands  # the distinct documents share no bucket
     assert stats["lsh_buckets_capped"] == bands
     assert stats["lsh_bucket_members_skipped"] == bands * (3000 - 100)
     # each band keeps the same 100 smallest ids: they merge, the rest are never compared
     assert ids == {f"e{i:05d}" for i in range(1, 100)}
-    assert seconds < 30, f"the capped run took {seconds:.1f} s"
 
 
 def test_driver_components_match_spark_components(spark):
